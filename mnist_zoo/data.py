@@ -1,0 +1,243 @@
+"""Loading MNIST-style data: IDX folders, the Debian Fashion-MNIST folder, or Keras' download.
+
+`load_dataset()` returns a `DigitData` of normalised float32 arrays with a seeded
+validation split; `make_batches()` turns one split into a shuffled, prefetched
+`tf.data` pipeline, optionally augmented with Keras preprocessing layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("mnist", "fashion_mnist")
+DATA_DIR_ENV = "MNIST_ZOO_DATA_DIR"
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+AUGMENTATIONS = ("rotate", "zoom", "translate", "crop")
+# The original lab kept 5,000 of MNIST's 60,000 training images for validation.
+DEFAULT_VALIDATION_FRACTION = 5_000 / 60_000
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(RuntimeError):
+    """Raised when data cannot be found or an IDX file is malformed."""
+
+
+@dataclasses.dataclass
+class DigitData:
+    """Normalised images (N, 28, 28, 1) float32 and integer labels for each split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    source: str
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def one_hot(self, labels: np.ndarray) -> np.ndarray:
+        return np.eye(self.num_classes, dtype=np.float32)[labels]
+
+
+# --------------------------------------------------------------------------- IDX files
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzip or plain) and check its header against its size."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as err:  # EOFError: truncated gzip stream
+        raise DataError(f"{path}: cannot read IDX file ({err}); the file is corrupt or "
+                        "truncated, download it again") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()!r}); "
+                        "expected e.g. 00000803 for images or 00000801 for labels")
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header_size != expected:
+        raise DataError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
+                        f"but the file holds {len(raw) - header_size} bytes; the file is "
+                        "truncated or corrupt, download it again")
+    return np.frombuffer(raw, dtype, offset=header_size).reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_idx_folder(folder: str | os.PathLike):
+    """Read the four MNIST IDX files of `folder`: ((x_train, y_train), (x_test, y_test))."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist; point --data-dir or "
+                        f"{DATA_DIR_ENV} to a folder holding {_four_files()}")
+    paths = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+    missing = [IDX_FILES[key] + ".gz" for key, path in paths.items() if path is None]
+    if missing:
+        raise DataError(f"data folder {folder} lacks {', '.join(missing)}; it must hold "
+                        f"{_four_files()}")
+    splits = []
+    for part in ("train", "test"):
+        images = read_idx(paths[f"{part}_images"])
+        labels = read_idx(paths[f"{part}_labels"])
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{paths[f'{part}_images']}: expected images (N, rows, cols) and "
+                            f"labels (N,), got {images.shape} and {labels.shape}")
+        if len(images) != len(labels):
+            raise DataError(f"{folder}: {len(images)} {part} images but {len(labels)} labels; "
+                            f"{paths[f'{part}_images'].name} and "
+                            f"{paths[f'{part}_labels'].name} do not belong together")
+        splits.append((images, labels))
+    return tuple(splits)
+
+
+def _four_files() -> str:
+    return ", ".join(stem + ".gz" for stem in IDX_FILES.values())
+
+
+# --------------------------------------------------------------------------- sources
+def _load_raw(name: str, data_dir: str | os.PathLike | None):
+    """Return ((x_train, y_train), (x_test, y_test)) as uint8 arrays, and where they came from."""
+    folder = data_dir or os.environ.get(DATA_DIR_ENV)
+    if folder:
+        return load_idx_folder(folder), str(folder)
+    if name == "fashion_mnist" and DEBIAN_FASHION_DIR.is_dir():
+        return load_idx_folder(DEBIAN_FASHION_DIR), str(DEBIAN_FASHION_DIR)
+    import keras  # imported late: reading IDX folders needs no TensorFlow
+
+    loader = getattr(keras.datasets, name)
+    try:
+        return loader.load_data(), f"keras.datasets.{name}"
+    except Exception as err:  # offline: urllib/HTTP errors of many kinds
+        hint = (" or install Debian's dataset-fashion-mnist "
+                f"({DEBIAN_FASHION_DIR})") if name == "fashion_mnist" else ""
+        raise DataError(
+            f"no {name} data found: Keras could not download it ({type(err).__name__}: {err}). "
+            f"Pass --data-dir DIR (or set {DATA_DIR_ENV}=DIR) to a folder holding "
+            f"{_four_files()}{hint}.") from err
+
+
+def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None, *,
+                 validation_size: int | float | None = None, normalize: str = "unit",
+                 subset: int | None = None, seed: int = 0) -> DigitData:
+    """Load a dataset, normalise it and split off a seeded validation set.
+
+    validation_size: count, or fraction of the training set; default 1/12
+        (55,000/5,000 for MNIST's 60,000 as in the original lab).
+    normalize: "unit" scales pixels to [0, 1]; "standard" to zero mean, unit
+        variance using the training split's statistics.
+    subset: keep only this many training images (before the validation split),
+        drawn with `seed`; the test set is kept whole.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    ((x_train, y_train), (x_test, y_test)), source = _load_raw(name, data_dir)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x_train))
+    if subset:
+        order = order[:subset]
+    if validation_size is None:
+        validation_size = DEFAULT_VALIDATION_FRACTION
+    n_val = int(round(validation_size * len(order))) if isinstance(validation_size, float) \
+        else int(validation_size)
+    if not 0 <= n_val < len(order):
+        raise DataError(f"validation_size {validation_size} leaves no training images "
+                        f"out of {len(order)}")
+    val_idx, train_idx = order[:n_val], np.sort(order[n_val:])
+    x_train, x_val = _to_float(x_train[train_idx]), _to_float(x_train[val_idx])
+    x_test = _to_float(x_test)
+    if normalize == "standard":
+        mean, std = x_train.mean(), x_train.std()
+        x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
+    elif normalize != "unit":
+        raise DataError(f"unknown normalize {normalize!r}; choose 'unit' or 'standard'")
+    return DigitData(x_train, y_train[train_idx].astype(np.int64),
+                     x_val, y_train[val_idx].astype(np.int64),
+                     x_test, y_test.astype(np.int64),
+                     name=name, source=source, class_names=CLASS_NAMES[name])
+
+
+def _to_float(images: np.ndarray) -> np.ndarray:
+    return (images.astype(np.float32) / 255.0)[..., None]
+
+
+# --------------------------------------------------------------------------- pipelines
+def parse_augment(augment) -> tuple[str, ...]:
+    """Accept None/'none', 'all', 'rotate+zoom', 'rotate,zoom' or a list of names."""
+    if not augment or augment == "none":
+        return ()
+    if isinstance(augment, str):
+        augment = AUGMENTATIONS if augment == "all" else augment.replace("+", ",").split(",")
+    names = tuple(a.strip() for a in augment if a.strip())
+    unknown = [a for a in names if a not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {unknown}; choose from "
+                         f"{', '.join(AUGMENTATIONS)}, 'all' or 'none'")
+    return names
+
+
+def make_augmenter(augment, seed: int = 0):
+    """A Keras Sequential of random layers for training batches (None when no augmentation)."""
+    names = parse_augment(augment)
+    if not names:
+        return None
+    import keras
+
+    layers = {
+        "rotate": lambda: keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
+        "zoom": lambda: keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant",
+                                                            seed=seed),
+        # Crop a 24x24 window and scale it back, so the model still sees 28x28.
+        "crop": lambda: keras.Sequential([keras.layers.RandomCrop(24, 24, seed=seed),
+                                          keras.layers.Resizing(28, 28)]),
+    }
+    return keras.Sequential([layers[name]() for name in names], name="augment")
+
+
+def make_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool = False,
+                 augment=None, seed: int = 0):
+    """An in-memory `tf.data` pipeline: shuffled each epoch, augmented, prefetched."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    augmenter = make_augmenter(augment, seed)
+    if augmenter is not None:
+        ds = ds.map(lambda images, labels: (augmenter(images, training=True), labels),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

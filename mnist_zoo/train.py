@@ -1,0 +1,219 @@
+"""Train one zoo model and write a run folder.
+
+    python -m mnist_zoo.train --model lenet5 --activation relu --epochs 3 --data-dir DIR
+
+results/runs/<name>/ then holds history.csv, metrics.json, model.keras, a
+SavedModel in saved_model/ and the last N checkpoints in checkpoints/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.evaluate import evaluate_model
+from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, build_model, list_models
+
+# Running 32 batches per call into TensorFlow halves the time of small batches on a
+# CPU, where per-step overhead rather than arithmetic dominates (docs/benchmarks.md).
+STEPS_PER_EXECUTION = 32
+CHECKPOINT_PATTERN = re.compile(r"ckpt-(\d+)\.keras$")
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+    history: dict
+    model: keras.Model
+
+
+class KeepLastCheckpoints(keras.callbacks.Callback):
+    """Delete all but the newest `keep` epoch checkpoints (ModelCheckpoint keeps every one)."""
+
+    def __init__(self, folder: Path, keep: int):
+        super().__init__()
+        self.folder, self.keep = folder, keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        for old in list_checkpoints(self.folder)[:-self.keep]:
+            old.unlink(missing_ok=True)
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Epoch checkpoints in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if CHECKPOINT_PATTERN.search(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.search(p.name).group(1)))
+
+
+def default_verbose() -> int:
+    """Keras' progress bar on a terminal, one line per epoch in logs and CI."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "adam",
+          learning_rate: float = 1e-3, momentum: float = 0.0, batch_size: int = 64,
+          epochs: int = 3, dataset: str = "mnist", data_dir=None, subset: int | None = None,
+          validation_size: int | float | None = None, augment=None,
+          lr_schedule: str = "constant", early_stopping: int = 0, keep_checkpoints: int = 2,
+          resume: bool = False, initial_weights=None, out="results/runs", name: str | None = None,
+          seed: int = 0, verbose: int | None = None, data: data_lib.DigitData | None = None,
+          export: bool = True, tensorboard: bool = False, **model_settings) -> RunResult:
+    """Train `model` and write its run folder; returns the metrics, history and model.
+
+    early_stopping: patience in epochs on val_loss (0 = off).
+    resume: continue from the newest checkpoint of this run folder, if any.
+    initial_weights: a .keras or .weights.h5 file to start from.
+    data: an already loaded `DigitData` (skips loading; handy from code).
+    model_settings: builder settings such as dropout or pooling.
+    """
+    keras.utils.set_random_seed(seed)
+    verbose = default_verbose() if verbose is None else verbose
+    if data is None:
+        data = data_lib.load_dataset(dataset, data_dir, validation_size=validation_size,
+                                     subset=subset, seed=seed)
+    name = name or f"{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}"
+    run_dir = Path(out) / name
+    checkpoint_dir = run_dir / "checkpoints"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    steps_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
+    checkpoints = list_checkpoints(checkpoint_dir) if resume else []
+    if checkpoints:
+        # The .keras checkpoint holds the optimizer state, so the run continues exactly.
+        net = keras.models.load_model(checkpoints[-1])
+        initial_epoch = int(CHECKPOINT_PATTERN.search(checkpoints[-1].name).group(1))
+        print(f"resuming {name} from {checkpoints[-1].name} (epoch {initial_epoch})")
+    else:
+        net = build_model(model, activation=activation, optimizer=optimizer,
+                          learning_rate=learning_rate, momentum=momentum,
+                          lr_schedule=lr_schedule, decay_steps=steps_per_epoch * epochs,
+                          steps_per_execution=STEPS_PER_EXECUTION, **model_settings)
+        initial_epoch = 0
+        if initial_weights:
+            _load_initial_weights(net, initial_weights)
+
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "ckpt-{epoch:03d}.keras")),
+        KeepLastCheckpoints(checkpoint_dir, keep_checkpoints),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(patience=early_stopping,
+                                                       restore_best_weights=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+
+    train_batches = data_lib.make_batches(data.x_train, data.y_train, batch_size, shuffle=True,
+                                          augment=augment, seed=seed)
+    val_batches = data_lib.make_batches(data.x_val, data.y_val, 1024) if len(data.x_val) else None
+    started = time.perf_counter()
+    history = net.fit(train_batches, validation_data=val_batches, epochs=epochs,
+                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a Dataset
+    seconds = time.perf_counter() - started
+
+    metrics = {
+        "model": model, "activation": activation, "optimizer": optimizer,
+        "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
+        "dataset": data.name, "data_source": data.source, "seed": seed,
+        "train_images": len(data.x_train), "params": net.count_params(),
+        "epochs_run": initial_epoch + len(history.epoch), "seconds": round(seconds, 2),
+        "train": evaluate_model(net, data.x_train, data.y_train, data.class_names),
+        "val": (evaluate_model(net, data.x_val, data.y_val, data.class_names)
+                if len(data.x_val) else None),
+        "test": evaluate_model(net, data.x_test, data.y_test, data.class_names),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    net.save(run_dir / "model.keras")
+    if export:
+        net.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
+    print(f"{name}: test accuracy {metrics['test']['accuracy']:.4f}, "
+          f"loss {metrics['test']['loss']:.4f} ({seconds:.1f} s) -> {run_dir}")
+    return RunResult(run_dir, metrics, history.history, net)
+
+
+def _load_initial_weights(net: keras.Model, path) -> None:
+    path = str(path)
+    if path.endswith(".keras"):
+        net.set_weights(keras.models.load_model(path).get_weights())
+    else:
+        net.load_weights(path)
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_zoo.train", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="lenet5", choices=list_models(), help="zoo model")
+    parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
+    parser.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                        help="decay over the whole run from --learning-rate")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout after dense layers")
+    parser.add_argument("--pooling", choices=("avg", "max"), default=None, help="lenet5 only")
+    parser.add_argument("--augment", default="none",
+                        help="training-time augmentation: none, all, or a '+'-joined subset of "
+                             f"{', '.join(data_lib.AUGMENTATIONS)}")
+    parser.add_argument("--dataset", default="mnist", choices=data_lib.DATASETS)
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the four IDX files (or set {data_lib.DATA_DIR_ENV}); "
+                             "default: Keras' cached download")
+    parser.add_argument("--subset", type=int, default=None,
+                        help="train on this many training images only")
+    parser.add_argument("--validation-size", type=int, default=None,
+                        help="images held out for validation (default 1/12: 5,000 of 60,000)")
+    parser.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                        help="stop after PATIENCE epochs without val_loss improvement (0 = off)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2,
+                        help="epoch checkpoints to keep")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's newest checkpoint")
+    parser.add_argument("--initial-weights", default=None, help=".keras or .weights.h5 to start from")
+    parser.add_argument("--out", default="results/runs", help="parent folder of run folders")
+    parser.add_argument("--name", default=None, help="run folder name (default from settings)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
+    parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = {key: value for key, value in (("dropout", args.dropout), ("pooling", args.pooling))
+                if value is not None}
+    try:
+        train(args.model, activation=args.activation, optimizer=args.optimizer,
+              learning_rate=args.learning_rate, momentum=args.momentum,
+              batch_size=args.batch_size, epochs=args.epochs, dataset=args.dataset,
+              data_dir=args.data_dir, subset=args.subset, validation_size=args.validation_size,
+              augment=args.augment, lr_schedule=args.lr_schedule,
+              early_stopping=args.early_stopping, keep_checkpoints=args.keep_checkpoints,
+              resume=args.resume, initial_weights=args.initial_weights, out=args.out,
+              name=args.name, seed=args.seed, tensorboard=args.tensorboard,
+              export=not args.no_export, **settings)
+    except (data_lib.DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
