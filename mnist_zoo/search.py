@@ -1,0 +1,535 @@
+"""Grid search over zoo models with keras-tuner.
+
+    python -m mnist_zoo.search --grid full              # the 81-trial lab grid
+    python -m mnist_zoo.search --grid my_grid.toml --data-dir DIR
+
+Grids are TOML files (search/*.toml): an [axes] table of lists, one trial per
+combination, and an optional [settings] table (subset, validation_size, seed).
+keras-tuner's GridSearch oracle enumerates the grid; each finished trial is written
+to <out>/tuner/<grid>/trial_*/result.json and the whole table to
+<out>/experiment_results.csv (atomic replace). Rerunning the same command resumes:
+only the trials not yet finished are run. --overwrite starts afresh.
+
+Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
+    python -m mnist_zoo.search --grid full --chief  &         # the oracle
+    python -m mnist_zoo.search --grid full --worker 0 &       # as many as you like
+    python -m mnist_zoo.search --grid full --worker 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import numpy as np
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, list_models
+
+GRID_DIRS = [
+    Path.cwd() / "search",
+    Path(__file__).resolve().parent.parent / "search",  # a source checkout / editable install
+    Path(sys.prefix) / "share" / "mnist_zoo" / "search",  # installed by setup.cfg data_files
+]
+RESULTS_CSV = "experiment_results.csv"
+# Every trial has these axes, with train's defaults where a grid leaves one out.
+CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
+             "optimizer": "adam", "batch_size": 64, "epochs": 3}
+METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                  "test_loss", "test_accuracy"]
+SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run; the message names the file, key and allowed values."""
+
+
+# --------------------------------------------------------------------------- grid files
+def _check_choice(allowed):
+    def check(value):
+        if value not in allowed:
+            return f"choose from {', '.join(map(str, allowed))}"
+    return check
+
+
+def _check_number(kind, low, high=None, low_inclusive=False):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+            return f"expected {'a number' if kind is float else 'an integer'}"
+        if value < low or (value == low and not low_inclusive) or (high and value >= high):
+            bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
+            return f"expected a value {bound}"
+    return check
+
+
+def _check_augment(value):
+    try:
+        data_lib.parse_augment(value)
+    except (ValueError, AttributeError, TypeError):
+        return (f"choose 'none', 'all' or a '+'-joined subset of "
+                f"{', '.join(data_lib.AUGMENTATIONS)}")
+
+
+AXIS_CHECKS = {
+    "model": _check_choice(list_models()),
+    "activation": _check_choice(ACTIVATIONS),
+    "learning_rate": _check_number(float, 0),
+    "optimizer": _check_choice(OPTIMIZERS),
+    "batch_size": _check_number(int, 1, low_inclusive=True),
+    "epochs": _check_number(int, 1, low_inclusive=True),
+    "momentum": _check_number(float, 0, 1, low_inclusive=True),
+    "dropout": _check_number(float, 0, 1, low_inclusive=True),
+    "pooling": _check_choice(["avg", "max"]),
+    "augment": _check_augment,
+    "lr_schedule": _check_choice(LR_SCHEDULES),
+}
+
+
+def find_grid(grid: str) -> Path:
+    """A grid's file: a path as given, else NAME.toml in the known grid folders."""
+    path = Path(grid)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise GridError(f"grid file {path} does not exist")
+        return path
+    for folder in GRID_DIRS:
+        if (folder / f"{grid}.toml").is_file():
+            return folder / f"{grid}.toml"
+    known = sorted({p.stem for folder in GRID_DIRS if folder.is_dir()
+                    for p in folder.glob("*.toml")})
+    raise GridError(f"unknown grid {grid!r}; built-in grids: {', '.join(known) or 'none found'}; "
+                    "or give the path of a .toml file")
+
+
+def load_grid(grid: str) -> dict:
+    """Read and check a grid file: {'name', 'path', 'axes': {axis: [values]}, 'settings'}."""
+    path = find_grid(grid)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise GridError(f"{path}: not valid TOML ({err})") from err
+    unknown_tables = set(spec) - {"description", "axes", "settings"}
+    if unknown_tables:
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown_tables)}; a grid has "
+                        "'description', an [axes] table and an optional [settings] table")
+    axes = spec.get("axes")
+    if not isinstance(axes, dict) or not axes:
+        raise GridError(f"{path}: no [axes] table; add one, e.g. activation = [\"relu\", \"tanh\"]")
+    for axis, values in axes.items():
+        if axis not in AXIS_CHECKS:
+            raise GridError(f"{path}: unknown axis {axis!r}; allowed axes: "
+                            f"{', '.join(AXIS_CHECKS)}")
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{path}: axis {axis!r} must be a non-empty list, e.g. "
+                            f"{axis} = [{CORE_AXES.get(axis, '...')!r}]")
+        for value in values:
+            problem = AXIS_CHECKS[axis](value)
+            if problem:
+                raise GridError(f"{path}: {axis} = {value!r} is not allowed: {problem}")
+        if len(set(map(str, values))) != len(values):
+            raise GridError(f"{path}: axis {axis!r} lists a value twice: {values}")
+    settings = spec.get("settings", {})
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            raise GridError(f"{path}: unknown setting {key!r}; allowed settings: "
+                            f"{', '.join(SETTINGS)}")
+        if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < 0:
+            raise GridError(f"{path}: setting {key} = {value!r} must be a non-negative integer")
+    # Core axes first, in their usual order, then any extra axes as written.
+    full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
+    full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
+    return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
+            "description": spec.get("description", "")}
+
+
+def grid_size(axes: dict) -> int:
+    return math.prod(len(values) for values in axes.values())
+
+
+def grid_points(axes: dict) -> list[dict]:
+    """Every combination, as dicts (what the CSV should end up holding)."""
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+# --------------------------------------------------------------------------- results table
+def write_results_csv(project_dir: Path, csv_path: Path) -> "pandas.DataFrame":
+    """Rebuild the CSV from every trial's result.json, replacing the file atomically.
+
+    The trial folders are the source of truth, so a resumed or distributed search
+    lists each trial exactly once; the lock keeps concurrent workers from
+    replacing a newer table with an older one.
+    """
+    import pandas as pd
+
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path.with_name(f".{csv_path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = [json.loads(p.read_text()) for p in sorted(project_dir.glob("trial_*/result.json"))]
+        table = pd.DataFrame(rows)
+        if not table.empty:
+            table = table.sort_values("trial_id", kind="stable")
+        tmp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, csv_path)
+    return table
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- keras-tuner
+def make_hyperparameters(axes: dict):
+    """Register every axis up front (default = first value) so GridSearch keeps file order."""
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    for axis, values in axes.items():
+        hp.Choice(axis, values, default=values[0])
+    return hp
+
+
+def _make_tuner_class():
+    """The Tuner subclass, made lazily so importing this module does not import TensorFlow."""
+    import keras
+    import keras_tuner as kt
+    import tensorflow as tf
+
+    from mnist_zoo.models import build_model, model_settings
+    from mnist_zoo.train import STEPS_PER_EXECUTION
+
+    # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
+    tf.get_logger().setLevel("ERROR")
+
+    class ZooHyperModel(kt.HyperModel):
+        """Builds a registry model from a trial's values.
+
+        train_size (set once the data is loaded) lets a decaying learning rate
+        span exactly the trial's epochs * steps per epoch.
+        """
+
+        train_size: int | None = None
+
+        def build(self, hp):
+            values = hp.values
+            decay_steps = 1000
+            if self.train_size:
+                decay_steps = math.ceil(self.train_size / values["batch_size"]) * values["epochs"]
+            accepted = model_settings(values["model"])
+            extras = {key: values[key] for key in ("activation", "dropout", "pooling")
+                      if key in values and key in accepted}
+            return build_model(values["model"], optimizer=values["optimizer"],
+                               learning_rate=values["learning_rate"],
+                               momentum=values.get("momentum", 0.0),
+                               lr_schedule=values.get("lr_schedule", "constant"),
+                               decay_steps=decay_steps,
+                               steps_per_execution=STEPS_PER_EXECUTION, **extras)
+
+    class ZooTuner(kt.GridSearch):
+        """GridSearch whose run_trial trains with the trial's batch size and epochs, records
+        everything about the trial in its folder, and never lets one bad trial stop the grid."""
+
+        def __init__(self, *args, total_trials: int, results_csv: Path, seed: int, **kwargs):
+            super().__init__(ZooHyperModel(), *args, **kwargs)
+            self.total_trials, self.results_csv, self.seed = total_trials, results_csv, seed
+            self.session_seconds: list[float] = []
+
+        def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
+            trial_dir = Path(self.get_trial_dir(trial.trial_id))
+            values = dict(trial.hyperparameters.values)
+            result_path = trial_dir / "result.json"
+            if result_path.exists():  # finished before a kill, but the oracle never heard
+                return self._objective_dict(json.loads(result_path.read_text()))
+            started = time.perf_counter()
+            row = {"trial_id": trial.trial_id, **values}
+            try:
+                row.update(self._train(trial, values, data, trial_dir, fit_verbose))
+            except Exception as err:  # record, then let keras-tuner mark the trial failed
+                row.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+                self._record(row, trial_dir, started, data)
+                raise kt.errors.FailedTrialError(row["error"]) from err
+            self._record(row, trial_dir, started, data)
+            return self._objective_dict(row)
+
+        def _train(self, trial, values, data, trial_dir, verbose):
+            # Graphs of earlier trials would otherwise pile up in this process.
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(self.seed)
+            self.hypermodel.train_size = len(data.x_train)
+            model = self.hypermodel.build(trial.hyperparameters)
+            history_path = trial_dir / "history.csv"
+            fit = model.fit(
+                data_lib.make_batches(data.x_train, data.y_train, values["batch_size"],
+                                      shuffle=True, augment=values.get("augment"),
+                                      seed=self.seed),
+                validation_data=data_lib.make_batches(data.x_val, data.y_val, 1024),
+                epochs=values["epochs"], verbose=verbose, shuffle=False,
+                callbacks=[keras.callbacks.CSVLogger(str(history_path)),
+                           keras.callbacks.TerminateOnNaN()])
+            history = fit.history
+            last = {key: float(series[-1]) for key, series in history.items()}
+            diverged = any(not _finite(v) for series in history.values() for v in series)
+            test = ({"loss": math.nan, "accuracy": math.nan} if diverged else
+                    model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
+                                   return_dict=True))
+            diverged = diverged or not _finite(test["loss"])
+            if not diverged:
+                model.save(trial_dir / "model.keras")
+            return {
+                # train_* are the last epoch's running figures, as Keras reports them.
+                "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),
+                "val_loss": last.get("val_loss", math.nan),
+                "val_accuracy": last.get("val_accuracy", math.nan),
+                "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+                "epochs_run": len(history.get("loss", [])), "params": model.count_params(),
+                "status": "diverged" if diverged else "completed", "error": "",
+                "history_path": str(history_path.relative_to(self.results_csv.parent)),
+                "model_path": "" if diverged else
+                str((trial_dir / "model.keras").relative_to(self.results_csv.parent)),
+            }
+
+        def _record(self, row, trial_dir, started, data):
+            seconds = time.perf_counter() - started
+            row.update({"seconds": round(seconds, 2), "dataset": data.name, "seed": self.seed})
+            for column in METRIC_COLUMNS:
+                row.setdefault(column, math.nan)
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            tmp = trial_dir / "result.json.tmp"
+            tmp.write_text(json.dumps(row, indent=1))
+            os.replace(tmp, trial_dir / "result.json")
+            table = write_results_csv(Path(self.project_dir), self.results_csv)
+            self.session_seconds.append(seconds)
+            print(progress_line(row, len(table), self.total_trials, self.session_seconds),
+                  flush=True)
+
+        def _objective_dict(self, row):
+            # The oracle cannot rank NaN: a diverged or failed trial counts as the worst.
+            acc = lambda v: v if _finite(v) else 0.0  # noqa: E731
+            loss = lambda v: v if _finite(v) else 1e9  # noqa: E731
+            return {"val_accuracy": acc(row.get("val_accuracy")),
+                    "val_loss": loss(row.get("val_loss")),
+                    "accuracy": acc(row.get("train_accuracy")),
+                    "loss": loss(row.get("train_loss")),
+                    "test_accuracy": acc(row.get("test_accuracy")),
+                    "test_loss": loss(row.get("test_loss"))}
+
+    return ZooTuner
+
+
+def progress_line(row: dict, done: int, total: int, session_seconds: list[float]) -> str:
+    settings = " ".join(str(row[key]) for key in ("model", "activation", "optimizer"))
+    eta = np.mean(session_seconds) * max(total - done, 0)
+    outcome = (f"val_acc {row['val_accuracy']:.4f}" if row["status"] == "completed"
+               else row["status"].upper() + (f" ({row['error'][:80]})" if row.get("error") else ""))
+    return (f"[{done}/{total}] {settings} lr={row['learning_rate']:g} bs={row['batch_size']} "
+            f"ep={row['epochs']} -> {outcome} ({row['seconds']:.0f} s), "
+            f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}")
+
+
+# --------------------------------------------------------------------------- the search
+def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="results",
+           epochs: int | None = None, subset: int | None = None, seed: int | None = None,
+           objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
+           show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
+           role: str | None = None):
+    """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
+
+    role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
+    (the KERASTUNER_* environment variables must then be set).
+    """
+    import keras_tuner as kt
+
+    spec = load_grid(grid)
+    axes = dict(spec["axes"])
+    if epochs:
+        axes["epochs"] = [epochs]
+    settings = {**spec["settings"], **{k: v for k, v in
+                                       (("subset", subset), ("seed", seed)) if v is not None}}
+    seed = settings.get("seed", 0)
+    out = Path(out)
+    project = out / "tuner" / spec["name"]
+    results_csv = out / RESULTS_CSV
+    _guard_project(project, axes, settings, dataset, overwrite and role != "worker")
+    if overwrite and role is None:
+        results_csv.unlink(missing_ok=True)
+
+    total = grid_size(axes)
+    direction = "min" if objective.endswith("loss") else "max"
+    tuner = _new_tuner(kt, axes, objective, direction, out, spec["name"], seed, total,
+                       results_csv)
+    if role != "chief":
+        if data is None:
+            data = data_lib.load_dataset(dataset, data_dir, subset=settings.get("subset"),
+                                         validation_size=settings.get("validation_size"),
+                                         seed=seed)
+        print(f"grid {spec['name']}: {total} trials, {len(data.x_train)} training / "
+              f"{len(data.x_val)} validation / {len(data.x_test)} test images from {data.source}",
+              flush=True)
+    if verbose is None:  # Keras' bar on a terminal; elsewhere our one line per trial is enough
+        verbose = 1 if sys.stdout.isatty() else 0
+    # verbose=0 silences keras-tuner's own trial tables; our progress line replaces them.
+    tuner.search(data=data, fit_verbose=verbose, verbose=0)
+
+    if role == "worker":  # the chief or a later plain run does the exporting
+        return write_results_csv(project, results_csv)
+    table = write_results_csv(project, results_csv)
+    missing = total - len(table)
+    if missing:
+        print(f"warning: {missing} of {total} trials have no result; rerun to finish them")
+    if not table.empty:
+        print_top(table, objective, show_top)
+        export_top_models(table, out, objective, export_top)
+    print(f"results: {results_csv}")
+    return table
+
+
+def _new_tuner(kt, axes, objective, direction, out, name, seed, total, results_csv):
+    return _make_tuner_class()(
+        hyperparameters=make_hyperparameters(axes),
+        objective=kt.Objective(objective, direction),
+        directory=str(out / "tuner"), project_name=name, overwrite=False, seed=seed,
+        # A failed trial is recorded and the grid goes on; only an unbroken run of
+        # failures (a broken setup rather than a bad setting) stops it.
+        max_consecutive_failed_trials=max(3, min(10, total)),
+        total_trials=total, results_csv=results_csv,
+    )
+
+
+def _guard_project(project: Path, axes: dict, settings: dict, dataset: str, overwrite: bool):
+    """Refuse to resume a project made from a different grid, unless told to overwrite."""
+    fingerprint = json.dumps({"axes": axes, "settings": settings, "dataset": dataset},
+                             sort_keys=True)
+    marker = project / "grid.json"
+    if overwrite and project.exists():
+        shutil.rmtree(project)
+    if marker.exists() and marker.read_text() != fingerprint:
+        raise GridError(f"{project} holds a search of a different grid, dataset or settings; "
+                        "pass --overwrite to start afresh, or another --out")
+    project.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
+
+
+def ranked(table, objective: str):
+    """Completed trials, best first."""
+    done = table[table["status"] == "completed"]
+    return done.sort_values(objective, ascending=objective.endswith("loss"), kind="stable")
+
+
+def print_top(table, objective: str, k: int) -> None:
+    columns = ["trial_id", *[c for c in table.columns if c in CORE_AXES or c in AXIS_CHECKS],
+               "val_accuracy", "test_accuracy", "seconds"]
+    best = ranked(table, objective).head(k)
+    counts = table["status"].value_counts().to_dict()
+    print(f"\n{len(table)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
+          f"best {len(best)} by {objective}:")
+    print(best[list(dict.fromkeys(columns))].to_string(index=False))
+
+
+def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:
+    """Copy the top-k trials' .keras files to <out>/models/ and export each as a SavedModel."""
+    import keras
+
+    exported = []
+    shutil.rmtree(out / "models", ignore_errors=True)  # an earlier, now outranked top-k
+    for rank, row in enumerate(ranked(table, objective).head(k).itertuples(), start=1):
+        if not row.model_path:
+            continue
+        target = out / "models" / f"top{rank}_trial_{row.trial_id}"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / row.model_path, target / "model.keras")
+        model = keras.models.load_model(target / "model.keras")
+        model.export(str(target / "saved_model"), format="tf_saved_model", verbose=False)
+        exported.append(target)
+    if exported:
+        print(f"exported top {len(exported)} models to {out / 'models'}")
+    return exported
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="smoke",
+                        help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
+    parser.add_argument("--dataset", default="mnist", choices=data_lib.DATASETS)
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the four IDX files (or set {data_lib.DATA_DIR_ENV}); "
+                             "default: Keras' cached download")
+    parser.add_argument("--out", default="results", help="results folder (default: results/)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the grid's epochs")
+    parser.add_argument("--subset", type=int, default=None,
+                        help="train on this many training images (overrides the grid's)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for data split and weights")
+    parser.add_argument("--objective", default="val_accuracy",
+                        choices=["val_accuracy", "val_loss", "accuracy", "loss",
+                                 "test_accuracy", "test_loss"],
+                        help="what ranks the trials")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard earlier results of this grid and start afresh")
+    parser.add_argument("--export-top", type=int, default=3, metavar="K",
+                        help="export the best K models as SavedModel and .keras (default 3)")
+    parser.add_argument("--top", type=int, default=3, help="rows of the best-trials table")
+    parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
+    dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
+    role = dist.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="run the oracle that hands out trials")
+    role.add_argument("--worker", metavar="ID", default=None,
+                      help="run trials for the chief; ID unique per worker")
+    dist.add_argument("--oracle", default="127.0.0.1:8000", metavar="HOST:PORT",
+                      help="the chief's address (default 127.0.0.1:8000)")
+    return parser
+
+
+def list_grids() -> None:
+    seen = set()
+    for folder in GRID_DIRS:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.stem not in seen:
+                seen.add(path.stem)
+                spec = load_grid(str(path))
+                print(f"{path.stem:8s} {grid_size(spec['axes']):4d} trials  {spec['description']}")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_grids:
+        list_grids()
+        return 0
+    role = "chief" if args.chief else ("worker" if args.worker is not None else None)
+    if role:
+        host, _, port = args.oracle.rpartition(":")
+        os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
+                           "KERASTUNER_TUNER_ID": "chief" if role == "chief"
+                           else f"tuner{args.worker}"})
+    try:
+        search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
+               epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
+               overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
+               role=role)
+    except (GridError, data_lib.DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
