@@ -213,6 +213,7 @@ def _make_tuner_class():
     from mnist_zoo.models import build_model, model_settings
     from mnist_zoo.train import STEPS_PER_EXECUTION
 
+    TrialStatus = kt.engine.trial.TrialStatus
     # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
     tf.get_logger().setLevel("ERROR")
 
@@ -240,12 +241,43 @@ def _make_tuner_class():
                                decay_steps=decay_steps,
                                steps_per_execution=STEPS_PER_EXECUTION, **extras)
 
-    class ZooTuner(kt.GridSearch):
-        """GridSearch whose run_trial trains with the trial's batch size and epochs, records
-        everything about the trial in its folder, and never lets one bad trial stop the grid."""
+    class ResumableGridOracle(kt.oracles.GridSearchOracle):
+        """keras-tuner's grid oracle, resumable.
 
-        def __init__(self, *args, total_trials: int, results_csv: Path, seed: int, **kwargs):
-            super().__init__(ZooHyperModel(), *args, **kwargs)
+        GridSearchOracle (1.4.8) keeps its walk through the grid in memory only: after
+        a reload it fails with KeyError on the interrupted trial. Here the next point
+        is simply the first grid point (in the grid file's order) that no trial has
+        taken yet, which the reloaded trial files tell.
+        """
+
+        def __init__(self, points: list[dict], **kwargs):
+            super().__init__(**kwargs)
+            self.points = points
+
+        def populate_space(self, trial_id):
+            taken = {self._compute_values_hash(t.hyperparameters.values)
+                     for t in self.trials.values()}
+            for values in self.points:
+                if self._compute_values_hash(values) not in taken:
+                    return {"status": TrialStatus.RUNNING, "values": values}
+            # IDLE: other workers' trials are still running; STOPPED: the grid is done.
+            return {"status": TrialStatus.IDLE if self.ongoing_trials else TrialStatus.STOPPED,
+                    "values": None}
+
+    class ZooTuner(kt.Tuner):
+        """A grid tuner whose run_trial trains with the trial's batch size and epochs,
+        records everything about the trial in its folder, and never lets one bad
+        trial stop the grid."""
+
+        def __init__(self, axes: dict, objective, *, total_trials: int, results_csv: Path,
+                     seed: int, **kwargs):
+            oracle = ResumableGridOracle(
+                grid_points(axes), objective=objective, seed=seed,
+                hyperparameters=make_hyperparameters(axes),
+                # A failed trial is recorded and the grid goes on; only an unbroken run
+                # of failures (a broken setup rather than a bad setting) stops it.
+                max_consecutive_failed_trials=max(3, min(10, total_trials)))
+            super().__init__(oracle, ZooHyperModel(), **kwargs)
             self.total_trials, self.results_csv, self.seed = total_trials, results_csv, seed
             self.session_seconds: list[float] = []
 
@@ -369,10 +401,16 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         results_csv.unlink(missing_ok=True)
 
     total = grid_size(axes)
-    direction = "min" if objective.endswith("loss") else "max"
-    tuner = _new_tuner(kt, axes, objective, direction, out, spec["name"], seed, total,
-                       results_csv)
-    if role != "chief":
+    tuner = _make_tuner_class()(
+        axes, kt.Objective(objective, "min" if objective.endswith("loss") else "max"),
+        directory=str(out / "tuner"), project_name=spec["name"],
+        overwrite=False,  # _guard_project already cleared the folder when asked to
+        total_trials=total, results_csv=results_csv, seed=seed)
+    if role == "chief":
+        print(f"chief: serving grid {spec['name']} ({total} trials) on "
+              f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
+              flush=True)
+    else:
         if data is None:
             data = data_lib.load_dataset(dataset, data_dir, subset=settings.get("subset"),
                                          validation_size=settings.get("validation_size"),
@@ -396,18 +434,6 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         export_top_models(table, out, objective, export_top)
     print(f"results: {results_csv}")
     return table
-
-
-def _new_tuner(kt, axes, objective, direction, out, name, seed, total, results_csv):
-    return _make_tuner_class()(
-        hyperparameters=make_hyperparameters(axes),
-        objective=kt.Objective(objective, direction),
-        directory=str(out / "tuner"), project_name=name, overwrite=False, seed=seed,
-        # A failed trial is recorded and the grid goes on; only an unbroken run of
-        # failures (a broken setup rather than a bad setting) stops it.
-        max_consecutive_failed_trials=max(3, min(10, total)),
-        total_trials=total, results_csv=results_csv,
-    )
 
 
 def _guard_project(project: Path, axes: dict, settings: dict, dataset: str, overwrite: bool):

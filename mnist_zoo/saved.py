@@ -1,0 +1,113 @@
+"""Loading a trained model for inference, whichever way it was saved.
+
+`load_model(path)` accepts a `.keras` (or `.h5`) file, a SavedModel folder written by
+`model.export()`, or a run folder of `mnist_zoo.train` holding either. It returns a
+`LoadedModel`: call it on (N, 28, 28, 1) float32 images to get class probabilities.
+`mnist_zoo.evaluate` and `mnist_zoo.predict` both load models through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+class ModelError(RuntimeError):
+    """Raised when a path holds no model that can be loaded."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready for inference; `model(x)` returns probabilities (N, classes)."""
+
+    path: Path
+    kind: str  # "keras" or "saved_model"
+    forward: Callable  # one batch of images -> model outputs
+    name: str
+
+    def __call__(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        # Batches keep memory flat on the full 10,000-image test set.
+        outputs = [np.asarray(self.forward(x[start:start + batch_size]), dtype=np.float64)
+                   for start in range(0, len(x), batch_size)]
+        if not outputs:
+            return np.zeros((0, 0))
+        return as_probabilities(np.concatenate(outputs))
+
+
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Zoo models end in a softmax; a foreign model may give logits, which we soften here."""
+    sums = outputs.sum(axis=1)
+    if outputs.min() >= 0 and np.allclose(sums, 1.0, atol=1e-3):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def model_name(path: str | Path) -> str:
+    """A name for output folders: the run folder's name for run/model.keras or run/saved_model."""
+    path = Path(path).resolve()
+    stem = path.stem if path.suffix in KERAS_SUFFIXES else path.name
+    if stem in ("model", "saved_model") and path.parent.name:
+        return path.parent.name
+    return stem
+
+
+def resolve_model_path(path: str | Path) -> tuple[Path, str]:
+    """The file or folder to load and its kind; a run folder resolves to what it holds."""
+    path = Path(path)
+    if path.is_file() and path.suffix in KERAS_SUFFIXES:
+        return path, "keras"
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return path, "saved_model"
+        if (path / "saved_model" / "saved_model.pb").is_file():
+            return path / "saved_model", "saved_model"
+        if (path / "model.keras").is_file():
+            return path / "model.keras", "keras"
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist")
+    raise ModelError(f"{path} is not a model: expected a .keras file, a SavedModel folder "
+                     "(holding saved_model.pb) or a run folder of mnist_zoo.train")
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load a .keras file, a SavedModel folder or a run folder for inference."""
+    resolved, kind = resolve_model_path(path)
+    try:
+        forward = _load_keras(resolved) if kind == "keras" else _load_saved_model(resolved)
+    except ModelError:
+        raise
+    except Exception as err:  # Keras and TensorFlow raise many kinds for a bad file
+        raise ModelError(f"cannot load model {resolved}: {type(err).__name__}: {err}") from err
+    return LoadedModel(resolved, kind, forward, model_name(path))
+
+
+def _load_keras(path: Path) -> Callable:
+    import keras
+
+    # compile=False: inference needs no optimizer, and loading skips its state.
+    model = keras.models.load_model(path, compile=False)
+    return lambda x: model.predict_on_batch(x)
+
+
+def _load_saved_model(path: Path) -> Callable:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    if hasattr(loaded, "serve"):  # the endpoint keras' model.export() writes
+        return lambda x: loaded.serve(tf.constant(x)).numpy()
+    if "serving_default" not in loaded.signatures:
+        raise ModelError(f"SavedModel {path} has neither a serve() endpoint nor a "
+                         "serving_default signature")
+    signature = loaded.signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1]  # signatures take keyword tensors
+    outputs = list(signature.structured_outputs)
+    if len(outputs) != 1:
+        raise ModelError(f"SavedModel {path} has {len(outputs)} outputs {outputs}; expected one")
+    return lambda x: signature(**{input_name: tf.constant(x)})[outputs[0]].numpy()
