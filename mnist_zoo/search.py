@@ -53,6 +53,9 @@ CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
 METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "test_loss", "test_accuracy"]
 SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+# A trial diverged when its loss turned NaN/inf, or rose far above a guess's: cross-entropy
+# of a uniform guess over 10 classes is ln 10 = 2.3, and no learning run ends 100x above it.
+DIVERGED_LOSS = 100 * math.log(10)
 
 
 class GridError(ValueError):
@@ -315,7 +318,8 @@ def _make_tuner_class():
                            keras.callbacks.TerminateOnNaN()])
             history = fit.history
             last = {key: float(series[-1]) for key, series in history.items()}
-            diverged = any(not _finite(v) for series in history.values() for v in series)
+            losses = history.get("loss", [])
+            diverged = not losses or not all(map(_finite, losses)) or losses[-1] > DIVERGED_LOSS
             test = ({"loss": math.nan, "accuracy": math.nan} if diverged else
                     model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
                                    return_dict=True))

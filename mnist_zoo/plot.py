@@ -1,0 +1,774 @@
+"""Charts and an HTML report from a search results CSV.
+
+    python -m mnist_zoo.plot results/experiment_results.csv --threshold 0.5
+
+reads the CSV written by `python -m mnist_zoo.search` (or an old lab CSV with columns
+Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and writes into
+--out (default results/plots/), each chart only where the CSV has its settings varying:
+
+  ranking            every trial as a bar, best on top
+  lines_by_batch_size  one line per batch size across the other settings (above --threshold)
+  heatmap_learning_rate_x_batch_size  one panel per model / optimizer / activation
+  heatmap_epochs_x_batch_size         when the number of epochs varies
+  optimizer_x_activation              best and mean result of each pairing
+  what_matters       spread of the metric for each value of each setting
+  training_curves    loss and accuracy per epoch of the --top trials
+  report.html        the ten best trials and all the charts
+
+Only trials with status "completed" are charted; the report counts the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import math
+import numbers
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
+# Settings a search can vary, in the order charts list them.
+AXES = ("model", "activation", "optimizer", "learning_rate", "batch_size", "epochs",
+        "momentum", "dropout", "pooling", "augment", "lr_schedule")
+# Heatmap panels group by these first: they change results the most, and a reader
+# looks for "which model" before "which dropout".
+FACET_ORDER = ("model", "optimizer", "activation")
+# Values such as "0.001" or "64" need their setting's name to be read; "relu" does not.
+SHORT_NAMES = {"learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "momentum": "mom",
+               "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched"}
+TABLE_COLUMNS = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "epochs_run",
+                 "seconds", "params")
+FORMATS = ("png", "svg")
+MISSING = "none"  # label of an empty setting, e.g. momentum for adam
+MAX_PANELS = 12  # more heatmap panels than this are split into one file per model
+DPI = 110
+BELOW = "#d0d0d0"  # cells and bars on the wrong side of --threshold
+STYLE = {
+    "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 11,
+    "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
+    "figure.titlesize": 13, "grid.alpha": 0.35, "grid.linestyle": ":",
+    "savefig.facecolor": "white",
+}
+
+
+class PlotError(ValueError):
+    """Raised when the results CSV cannot be charted (missing, empty, lacking the metric)."""
+
+
+@dataclasses.dataclass
+class Chart:
+    path: Path
+    caption: str
+
+
+# --------------------------------------------------------------------------- reading
+def normalise_column(name: str) -> str:
+    """'Learning Rate' -> 'learning_rate', 'Validation Accuracy' -> 'val_accuracy'."""
+    name = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return re.sub(r"^validation_", "val_", name)
+
+
+def read_results(csv_path) -> pd.DataFrame:
+    """The CSV as a table with normalised column names, a trial_id and a status."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise PlotError(f"{path}: no such results file; run `python -m mnist_zoo.search` "
+                        "first, or pass the CSV it wrote")
+    try:
+        table = pd.read_csv(path, dtype={"trial_id": str}, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise PlotError(f"{path} is empty: no header and no trials") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise PlotError(f"{path} is not a readable CSV file ({err})") from err
+    table.columns = [normalise_column(str(column)) for column in table.columns]
+    if table.empty:
+        raise PlotError(f"{path} has a header but no trials")
+    if "trial_id" not in table:
+        table.insert(0, "trial_id", [f"{i:04d}" for i in range(len(table))])
+    if "status" not in table:  # the lab format listed finished runs only
+        table["status"] = "completed"
+    return table
+
+
+@dataclasses.dataclass
+class Results:
+    """What the charts draw: completed trials with their settings as ordered labels."""
+
+    csv_path: Path
+    table: pd.DataFrame  # every row of the CSV
+    trials: pd.DataFrame  # completed rows with a metric value
+    metric: str
+    axes: list[str]  # settings that vary among `trials`
+    constant: dict[str, str]  # settings that do not: shown in titles instead
+    threshold: float | None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return "loss" not in self.metric and self.metric != "seconds"
+
+    @property
+    def is_accuracy(self) -> bool:
+        return "accuracy" in self.metric
+
+    @property
+    def metric_label(self) -> str:
+        return self.metric.replace("val_", "validation ").replace("_", " ")
+
+    def passes(self, values: pd.Series) -> pd.Series:
+        """True where a value is on the good side of the threshold (all True without one)."""
+        if self.threshold is None:
+            return pd.Series(True, index=values.index)
+        return values >= self.threshold if self.higher_is_better else values <= self.threshold
+
+    def ranked(self) -> pd.DataFrame:
+        return self.trials.sort_values(self.metric, ascending=not self.higher_is_better,
+                                       kind="stable")
+
+    def format(self, value: float) -> str:
+        if value is None or pd.isna(value):
+            return "–"
+        return f"{value:.1%}" if self.is_accuracy else f"{value:.4g}"
+
+    def cell_text(self, value: float) -> str:
+        """Short enough for a heatmap cell: 98.2 (percent) or 0.0734."""
+        return f"{value * 100:.1f}" if self.is_accuracy else f"{value:.3g}"
+
+    def axis_formatter(self):
+        if self.is_accuracy:  # 90% and 97.5%, not 90.0% and 97.5%
+            return FuncFormatter(lambda v, _: f"{round(v * 100, 2):g}%")
+        return FuncFormatter(lambda v, _: f"{v:g}")
+
+    def effects(self) -> dict[str, float]:
+        """How far apart the mean metric of each setting's values lie, largest first."""
+        spreads = {}
+        for axis in self.axes:
+            means = self.trials.groupby(axis, observed=True)[self.metric].mean()
+            spreads[axis] = float(means.max() - means.min())
+        return dict(sorted(spreads.items(), key=lambda item: -item[1]))
+
+    def subtitle(self) -> str:
+        fixed = ", ".join(f"{_name(axis)} {value}"
+                          for axis, value in self.constant.items())
+        return f"all trials: {fixed}" if fixed else ""
+
+
+def load_results(csv_path, metric: str = "val_accuracy",
+                 threshold: float | None = None) -> Results:
+    table = read_results(csv_path)
+    metric = normalise_column(metric)
+    if metric not in table:
+        candidates = [c for c in table.columns if re.search(r"accuracy|loss", c)]
+        raise PlotError(f"{csv_path} has no {metric!r} column; it has "
+                        f"{', '.join(candidates) or 'no metric columns'} "
+                        f"(columns: {', '.join(table.columns)})")
+    table[metric] = pd.to_numeric(table[metric], errors="coerce")
+    if "accuracy" in metric and table[metric].max() > 1:  # lab sheets kept percentages
+        table[metric] = table[metric] / 100
+    completed = table["status"].astype(str).str.strip().str.lower() == "completed"
+    trials = table[completed & table[metric].notna()].copy()
+    if trials.empty:
+        raise PlotError(f"{csv_path}: no completed trial has a {metric} value "
+                        f"(statuses: {table['status'].value_counts().to_dict()})")
+    axes, constant = [], {}
+    for axis in AXES:
+        if axis in trials:
+            trials[axis] = as_labels(trials[axis])
+            values = trials[axis].unique()
+            if len(values) > 1:
+                axes.append(axis)
+            else:
+                constant[axis] = str(values[0])
+            trials[axis] = trials[axis].cat.remove_unused_categories()
+    return Results(Path(csv_path), table, trials, metric, axes, constant, threshold)
+
+
+def format_value(value) -> str:
+    """0.001 rather than 1e-03, 64 rather than 64.0, 'none' for an empty cell."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Number):
+        if math.isnan(value):
+            return MISSING
+        if float(value).is_integer():
+            return str(int(value))
+        return np.format_float_positional(float(f"{value:.6g}"), trim="-")
+    return str(value)
+
+
+def as_labels(values: pd.Series) -> pd.Series:
+    """A setting as an ordered categorical of readable labels: numbers sort as numbers."""
+    present = pd.unique(values.dropna())
+    numeric = pd.to_numeric(pd.Series(present), errors="coerce")
+    if len(present) and numeric.notna().all():
+        ordered = [present[i] for i in np.argsort(numeric.to_numpy(), kind="stable")]
+    else:
+        ordered = sorted(present, key=str)
+    categories = list(dict.fromkeys(format_value(v) for v in ordered))
+    if values.isna().any() and MISSING not in categories:
+        categories.append(MISSING)
+    labels = [format_value(v) for v in values]
+    return pd.Series(pd.Categorical(labels, categories=categories, ordered=True),
+                     index=values.index)
+
+
+def trial_labels(trials: pd.DataFrame, axes: list[str], align: bool = False,
+                 unique: bool = True) -> list[str]:
+    """'relu · adam · lr 0.001 · bs 64'; with align, padded into columns for a monospace font.
+
+    unique: tell trials with the same settings (several seeds) apart by their trial_id.
+    """
+    parts = pd.DataFrame({axis: [f"{SHORT_NAMES[axis]} {v}" if axis in SHORT_NAMES else str(v)
+                                 for v in trials[axis]] for axis in axes}, index=trials.index)
+    if align:
+        parts = parts.apply(lambda column: column.str.pad(column.str.len().max(), side="right"))
+    separator = "  " if align else " · "
+    labels = parts.apply(separator.join, axis=1).tolist() if axes else ["all"] * len(trials)
+    if unique and len(set(labels)) < len(labels):
+        labels = [f"{label}{separator}#{trial}" for label, trial in zip(labels, trials["trial_id"])]
+    return labels
+
+
+# --------------------------------------------------------------------------- helpers
+def _name(axis: str) -> str:
+    return axis.replace("_", " ")
+
+
+def _palette(values: list[str]) -> dict[str, tuple]:
+    colours = colormaps["tab10"].colors
+    return {value: colours[i % len(colours)] for i, value in enumerate(values)}
+
+
+def _save(fig: Figure, out: Path, stem: str, fmt: str) -> Path:
+    path = out / f"{stem}.{fmt}"
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _title(fig: Figure, res: Results, title: str) -> None:
+    """A suptitle wrapped to the figure: constrained layout makes room for it but never widens."""
+    fontsize = 12
+    chars = int(fig.get_figwidth() * 72 / (fontsize * 0.6))
+    lines = [textwrap.fill(line, chars) for line in title.split("\n") + [res.subtitle()] if line]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
+def _threshold_line(ax, res: Results, vertical: bool = False) -> None:
+    if res.threshold is None:
+        return
+    draw = ax.axvline if vertical else ax.axhline
+    draw(res.threshold, color="#cf222e", linestyle="--", linewidth=1,
+         label=f"threshold {res.format(res.threshold)}")
+
+
+def _cmap(res: Results):
+    """Bright means good whatever the metric; trials past the threshold are grey."""
+    name = "viridis" if res.higher_is_better else "viridis_r"
+    return colormaps[name].with_extremes(under=BELOW, over=BELOW, bad="white")
+
+
+def _norm(res: Results, values) -> Normalize:
+    values = np.asarray(values, dtype=float)
+    low, high = np.nanmin(values), np.nanmax(values)
+    if res.threshold is not None:  # the colour scale starts where results start to count
+        if res.higher_is_better:
+            low = min(res.threshold, high)
+        else:
+            high = max(res.threshold, low)
+    if high - low < 1e-9:
+        low, high = low - 0.01, high + 0.01
+    return Normalize(low, high)
+
+
+def _text_colour(rgba) -> str:
+    luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+    return "black" if luminance > 0.55 else "white"
+
+
+def _draw_heatmap(ax, res: Results, grid: pd.DataFrame, norm: Normalize) -> bool:
+    """One annotated heatmap panel of `grid` (rows x columns); True if a cell is empty."""
+    cmap = _cmap(res)
+    values = grid.to_numpy(dtype=float)
+    ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+    for (i, j), value in np.ndenumerate(values):
+        if np.isnan(value):
+            ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
+            continue
+        ax.text(j, i, res.cell_text(value), ha="center", va="center", fontsize=8,
+                color=_text_colour(cmap(norm(value))))
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return bool(np.isnan(values).any())
+
+
+def _heatmap_note(fig: Figure, res: Results, empty_cells: bool) -> None:
+    notes = (["–: no completed trial"] if empty_cells else []) + (
+        [f"grey: past the threshold {res.format(res.threshold)}"] if res.threshold is not None
+        else [])
+    if notes:
+        fig.supxlabel(" · ".join(notes), fontsize=9, color="dimgrey")
+
+
+def _colorbar(fig: Figure, axes, res: Results, norm: Normalize) -> None:
+    extend = "neither"
+    if res.threshold is not None:
+        extend = "min" if res.higher_is_better else "max"
+    bar = fig.colorbar(ScalarMappable(norm, _cmap(res)), ax=axes, shrink=0.85, aspect=30,
+                       extend=extend, format=res.axis_formatter())
+    bar.set_label(res.metric_label)
+
+
+# --------------------------------------------------------------------------- charts
+def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
+    """Every trial as a horizontal bar, best on top, coloured by the setting that matters most."""
+    ranked = res.ranked()
+    n = len(ranked)
+    values = ranked[res.metric].to_numpy(dtype=float)
+    effects = res.effects()
+    colour_axis = next(iter(effects), None)
+    if colour_axis:
+        palette = _palette(list(ranked[colour_axis].cat.categories))
+        colours = [palette[v] for v in ranked[colour_axis]]
+    else:
+        colours = ["#4c72b0"] * n
+    passing = res.passes(ranked[res.metric]).to_numpy()
+    colours = [c if ok else BELOW for c, ok in zip(colours, passing)]
+
+    bar_height = 0.26 if n <= 150 else 0.17
+    fig = Figure(figsize=(10, 1.9 + bar_height * n), layout="constrained")
+    ax = fig.subplots()
+    positions = np.arange(n)
+    bars = ax.barh(positions, values, color=colours, height=0.78)
+    ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
+    ax.set_yticks(positions, trial_labels(ranked, res.axes, align=True),
+                  fontfamily="monospace", fontsize=8.5)
+    ax.set_ylim(n - 0.4, -0.6)  # best on top, no empty band
+    top = 1.0 if res.is_accuracy else np.nanmax(values)
+    ax.set_xlim(0, top * 1.1)  # room for the value labels
+    ax.xaxis.set_major_formatter(res.axis_formatter())
+    ax.grid(axis="x")
+    ax.set_axisbelow(True)
+    ax.set_xlabel(res.metric_label)
+    _threshold_line(ax, res, vertical=True)
+    handles = [Patch(color=palette[v], label=str(v)) for v in palette] if colour_axis else []
+    if res.threshold is not None:
+        handles += [Patch(color=BELOW, label="past the threshold"),
+                    Line2D([], [], color="#cf222e", linestyle="--",
+                           label=f"threshold {res.format(res.threshold)}")]
+    if handles:  # above the bars, where a reader of a tall chart starts
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
+                  ncols=min(len(handles), 7), frameon=False,
+                  title=f"colour: {_name(colour_axis)}" if colour_axis else None,
+                  alignment="left")
+    _title(fig, res, f"All {n} completed trials ranked by {res.metric_label}")
+    caption = (f"Every completed trial, best on top; colours show {colour_axis}, the setting "
+               "whose values differ most on average." if colour_axis else
+               "Every completed trial, best on top.")
+    return [Chart(_save(fig, out, "ranking", fmt), caption)]
+
+
+def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
+    """One line per batch size across every combination of the other settings."""
+    hue = "batch_size" if "batch_size" in res.axes else None
+    panel_axis = "model" if "model" in res.axes else None  # models differ too much to share x
+    across = [a for a in res.axes if a not in (hue, panel_axis)]
+    if not across:
+        return []
+    kept = res.trials[res.passes(res.trials[res.metric])].copy()
+    if kept.empty:
+        return []
+    kept["setting"] = trial_labels(kept, across, align=True, unique=False)
+    panels = list(kept.groupby(panel_axis, observed=True)) if panel_axis else [(None, kept)]
+    widest = max(sub["setting"].nunique() for _, sub in panels)
+    fig = Figure(figsize=(max(8.0, 0.34 * widest + 2.5), 4.6 * len(panels)),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharey=True))
+    hues = list(kept[hue].cat.categories) if hue else [None]
+    palette = _palette([str(h) for h in hues])
+    for ax, (panel, sub) in zip(axes, panels):
+        table = sub.groupby(["setting", hue] if hue else "setting", observed=True)[res.metric]
+        table = table.mean().unstack(hue) if hue else table.mean().to_frame("all")
+        # Best combination first, so the lines fall from left to right.
+        order = table.mean(axis=1).sort_values(ascending=not res.higher_is_better).index
+        table = table.loc[order]
+        x = np.arange(len(table))
+        for column in table.columns:
+            colour = palette.get(str(column), "#4c72b0")
+            label = f"batch size {column}" if hue else None
+            ax.plot(x, table[column].to_numpy(dtype=float), marker="o", markersize=4,
+                    linewidth=1.6, color=colour, label=label)
+        # Upright, equally padded labels read as the columns of a table.
+        ax.set_xticks(x, table.index, rotation=90, fontfamily="monospace", fontsize=8)
+        ax.set_xlim(-0.5, len(x) - 0.5)
+        ax.yaxis.set_major_formatter(res.axis_formatter())
+        ax.set_ylabel(res.metric_label)
+        ax.grid(True)
+        if panel is not None:
+            ax.set_title(f"model {panel}", loc="left")
+        _threshold_line(ax, res)
+    axes[0].legend(loc="lower left" if res.higher_is_better else "upper left", frameon=False)
+    kept_note = (f"\n{len(res.trials) - len(kept)} trials past the threshold left out"
+                 if res.threshold is not None else "")
+    _title(fig, res, f"{res.metric_label} by {' · '.join(map(_name, across))}"
+                     f"{', one line per batch size' if hue else ''}{kept_note}")
+    caption = ("Each line is one batch size; along the x axis every combination of "
+               f"{', '.join(across)}, best first" +
+               (f"; trials past the threshold ({res.format(res.threshold)}) are left out, so "
+                "lines break where a setting failed." if res.threshold is not None else "."))
+    return [Chart(_save(fig, out, "lines_by_batch_size", fmt), caption)]
+
+
+def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
+                  cols_axis: str) -> list[Chart]:
+    """rows_axis x cols_axis heatmaps, one panel per combination of the other settings."""
+    if rows_axis not in res.axes or cols_axis not in res.axes:
+        return []
+    others = [a for a in res.axes if a not in (rows_axis, cols_axis)]
+    facets = [a for a in FACET_ORDER if a in others] + [a for a in others
+                                                         if a not in FACET_ORDER]
+    cells = (res.trials.groupby(facets + [rows_axis, cols_axis], observed=True)[res.metric]
+             .mean())
+    norm = _norm(res, cells.to_numpy())
+    stem = f"heatmap_{rows_axis}_x_{cols_axis}"
+    n_panels = (res.trials[facets].drop_duplicates().shape[0]) if facets else 1
+    if n_panels > MAX_PANELS and len(facets) > 1:  # one file per value of the first facet
+        files = [(f"{stem}_{facets[0]}-{value}", sub, facets[1:], f"{facets[0]} {value}")
+                 for value, sub in res.trials.groupby(facets[0], observed=True)]
+    else:
+        files = [(stem, res.trials, facets, "")]
+    charts = []
+    for name, frame, panel_axes, label in files:
+        fig = _heatmap_grid(res, frame, rows_axis, cols_axis, panel_axes, norm)
+        what = f"{res.metric_label}: {_name(rows_axis)} x {_name(cols_axis)}"
+        _title(fig, res, what + (f", {label}" if label else "") +
+               (f" (panels: {' · '.join(panel_axes)})" if panel_axes else ""))
+        caption = (f"Mean {res.metric_label} for each {rows_axis} and {cols_axis}"
+                   + (f" ({label})" if label else "")
+                   + (f", one panel per {' / '.join(panel_axes)}" if panel_axes else "")
+                   + "; brighter is better.")
+        charts.append(Chart(_save(fig, out, name, fmt), caption))
+    return charts
+
+
+def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: str,
+                  panel_axes: list[str], norm: Normalize) -> Figure:
+    panels = list(frame.groupby(panel_axes, observed=True)) if panel_axes else [((), frame)]
+    if len(panel_axes) >= 2:  # last facet across, the others down: a readable table of panels
+        ncols = frame[panel_axes[-1]].nunique()
+    else:
+        ncols = min(len(panels), 4)
+    nrows = math.ceil(len(panels) / ncols)
+    n_rows_cells = len(res.trials[rows_axis].cat.categories)
+    n_cols_cells = len(res.trials[cols_axis].cat.categories)
+    fig = Figure(figsize=(ncols * (0.62 * n_cols_cells + 1.0) + 1.6,
+                          nrows * (0.42 * n_rows_cells + 1.0) + 1.2), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    empty_cells = False
+    for ax, (key, sub) in zip(axes.ravel(), panels):
+        grid = (sub.groupby([rows_axis, cols_axis], observed=False)[res.metric].mean()
+                .unstack(cols_axis))
+        empty_cells |= _draw_heatmap(ax, res, grid, norm)
+        key = key if isinstance(key, tuple) else (key,)
+        ax.set_title(" · ".join(f"{SHORT_NAMES[a]} {v}" if a in SHORT_NAMES else str(v)
+                                for a, v in zip(panel_axes, key)), fontsize=10)
+        ax.set_xlabel(_name(cols_axis))
+        ax.set_ylabel(_name(rows_axis))
+    for ax in axes.ravel()[:len(panels)]:
+        ax.label_outer()  # axis names and ticks once per row and column
+    _colorbar(fig, axes.ravel()[:len(panels)].tolist(), res, norm)
+    _heatmap_note(fig, res, empty_cells)
+    return fig
+
+
+def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
+    """Optimizer x activation: the best and the mean trial of each pairing, per model."""
+    if "optimizer" not in res.axes or "activation" not in res.axes:
+        return []
+    models = (list(res.trials.groupby("model", observed=True)) if "model" in res.axes
+              else [(None, res.trials)])
+    best = "max" if res.higher_is_better else "min"
+    pooled = [a for a in res.axes if a not in ("optimizer", "activation", "model")]
+    grids = []
+    for model, sub in models:
+        grouped = sub.groupby(["optimizer", "activation"], observed=False)[res.metric]
+        grids.append((model, grouped.agg(best).unstack(), grouped.mean().unstack()))
+    norm = _norm(res, np.concatenate([g.to_numpy(dtype=float).ravel()
+                                      for _, b, m in grids for g in (b, m)]))
+    n_opt = len(res.trials["optimizer"].cat.categories)
+    n_act = len(res.trials["activation"].cat.categories)
+    fig = Figure(figsize=(2 * (0.75 * n_act + 1.2) + 1.6, len(grids) * (0.5 * n_opt + 1.1) + 1.3),
+                 layout="constrained")
+    axes = fig.subplots(len(grids), 2, squeeze=False)
+    over = f" over {' · '.join(map(_name, pooled))}" if pooled else ""
+    empty_cells = False
+    for row, (model, best_grid, mean_grid) in zip(axes, grids):
+        for ax, grid, what in ((row[0], best_grid, "best"), (row[1], mean_grid, "mean")):
+            empty_cells |= _draw_heatmap(ax, res, grid, norm)
+            ax.set_title((f"{model}: " if model is not None else "") + what + over, fontsize=10)
+            ax.set_xlabel("activation")
+            ax.set_ylabel("optimizer")
+    for ax in axes.ravel():
+        ax.label_outer()
+    _colorbar(fig, axes.ravel().tolist(), res, norm)
+    _heatmap_note(fig, res, empty_cells)
+    _title(fig, res, f"{res.metric_label}: optimizer x activation")
+    caption = ("Left: the best trial of each optimizer and activation pairing; right: their mean"
+               f"{over}, which shows how forgiving a pairing is of its other settings.")
+    return [Chart(_save(fig, out, "optimizer_x_activation", fmt), caption)]
+
+
+def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
+    """For each setting, the metric's spread per value: the widest gap between means matters most."""
+    effects = res.effects()
+    if not effects:
+        return []
+    ncols = 2 if len(effects) == 4 else min(len(effects), 3)
+    nrows = math.ceil(len(effects) / ncols)
+    widest = max(len(res.trials[a].cat.categories) for a in effects)
+    fig = Figure(figsize=(ncols * max(3.4, 0.62 * widest + 1.4), nrows * 3.5 + 1.0),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(effects):]:
+        ax.set_visible(False)
+    rng = np.random.default_rng(0)  # fixed jitter: the same CSV draws the same chart
+    for ax, (axis, spread) in zip(axes.ravel(), effects.items()):
+        groups = [(str(value), sub[res.metric].to_numpy(dtype=float))
+                  for value, sub in res.trials.groupby(axis, observed=True)]
+        positions = np.arange(len(groups))
+        ax.boxplot([values for _, values in groups], positions=positions, widths=0.55,
+                   showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": "#dbe6f4", "edgecolor": "#4c72b0"},
+                   medianprops={"color": "#4c72b0"}, whiskerprops={"color": "#4c72b0"},
+                   capprops={"color": "#4c72b0"})
+        for position, (_, values) in zip(positions, groups):
+            jitter = rng.uniform(-0.16, 0.16, len(values))
+            ok = res.passes(pd.Series(values)).to_numpy()
+            ax.scatter(position + jitter, values, s=12, alpha=0.7, zorder=3,
+                       c=np.where(ok, "#1f4e79", "#b0b0b0"), linewidths=0)
+        ax.scatter(positions, [values.mean() for _, values in groups], marker="D", s=36,
+                   color="#cf222e", zorder=4, label="mean")
+        labels = [label for label, _ in groups]
+        long = sum(map(len, labels)) > 28
+        ax.set_xticks(positions, labels, rotation=30 if long else 0, ha="right" if long else "center")
+        ax.set_title(f"{_name(axis)}: means {_spread_text(res, spread)} apart")
+        ax.yaxis.set_major_formatter(res.axis_formatter())
+        ax.grid(axis="y")
+        _threshold_line(ax, res)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(res.metric_label)
+    axes.ravel()[0].legend(loc="lower right" if res.higher_is_better else "upper right",
+                           frameon=False)
+    _title(fig, res, f"What matters for {res.metric_label}: settings ordered by effect")
+    caption = ("For each setting, the spread of every trial (dots, boxes) and the mean (red) "
+               "per value; panels run from the setting whose means lie furthest apart.")
+    return [Chart(_save(fig, out, "what_matters", fmt), caption)]
+
+
+def _spread_text(res: Results, spread: float) -> str:
+    return f"{spread * 100:.1f} points" if res.is_accuracy else f"{spread:.3g}"
+
+
+def read_histories(res: Results, top: int) -> list[tuple[pd.Series, pd.DataFrame]]:
+    """The per-epoch history of the best `top` trials that have a readable one."""
+    if "history_path" not in res.trials or top <= 0:
+        return []
+    found = []
+    for _, trial in res.ranked().iterrows():
+        if not isinstance(trial["history_path"], str) or not trial["history_path"].strip():
+            continue
+        path = Path(trial["history_path"])
+        path = path if path.is_absolute() else res.csv_path.parent / path
+        try:
+            history = pd.read_csv(path)
+        except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue  # a missing history costs one curve, not the whole report
+        if {"epoch", "loss"} <= set(history.columns) and len(history):
+            found.append((trial, history))
+        if len(found) == top:
+            break
+    return found
+
+
+def plot_curves(res: Results, out: Path, fmt: str, top: int = 5) -> list[Chart]:
+    """Loss and accuracy per epoch of the best trials: train solid, validation dashed."""
+    histories = read_histories(res, top)
+    if not histories:
+        return []
+    fig = Figure(figsize=(12, 5.4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    colours = colormaps["tab10"].colors
+    handles = []
+    labels = trial_labels(pd.DataFrame([t for t, _ in histories]), res.axes)
+    for rank, ((trial, history), label, colour) in enumerate(zip(histories, labels, colours), 1):
+        epochs = history["epoch"].to_numpy() + 1  # CSVLogger counts from 0
+        marker = "o" if len(epochs) < 12 else None  # a one-epoch run is still visible
+        for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                if prefix + key in history:
+                    ax.plot(epochs, history[prefix + key], linestyle=style, color=colour,
+                            marker=marker, markersize=4)
+        handles.append(Line2D([], [], color=colour, linewidth=2,
+                              label=f"{rank}. {label}  ({res.format(trial[res.metric])})"))
+    handles += [Line2D([], [], color="grey", linestyle="-", label="train"),
+                Line2D([], [], color="grey", linestyle="--", label="validation")]
+    for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True)
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    _title(fig, res, f"Training curves of the {len(histories)} best trials")
+    caption = (f"Loss and accuracy per epoch of the {len(histories)} best trials: solid lines "
+               "on the training images, dashed on the validation images.")
+    return [Chart(_save(fig, out, "training_curves", fmt), caption)]
+
+
+# --------------------------------------------------------------------------- report
+def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
+    """report.html beside the charts: summary, top-10 table, charts, excluded trials."""
+    best = res.ranked().head(10)
+    columns = ["trial_id", *res.axes, res.metric,
+               *[c for c in TABLE_COLUMNS if c in best and c != res.metric]]
+    top = best[columns].dropna(axis=1, how="all")  # e.g. test_loss when never measured
+    top.insert(0, "rank", range(1, len(top) + 1))
+    formatters = {c: _cell_formatter(c) for c in top.columns}
+    excluded = res.table[~res.table.index.isin(res.trials.index)]
+    statuses = excluded["status"].fillna("no status").astype(str).value_counts()
+    parts = [f"<h1>Search results: {html.escape(res.csv_path.name)}</h1>", "<p>",
+             f"{len(res.table)} trials in <code>{html.escape(str(res.csv_path))}</code>; "
+             f"{len(res.trials)} completed with a {html.escape(res.metric)} value are charted."]
+    if len(excluded):
+        counts = ", ".join(f"{n} {html.escape(s)}" for s, n in statuses.items())
+        parts.append(f" <strong>{len(excluded)} left out</strong> ({counts}), listed at the end.")
+    if res.threshold is not None:
+        past = int((~res.passes(res.trials[res.metric])).sum())
+        parts.append(f" Threshold {res.format(res.threshold)}: {past} completed trials past it "
+                     "are left out of the line chart and greyed elsewhere.")
+    if res.constant:
+        parts.append(f" {html.escape(res.subtitle().capitalize())}.")
+    parts += ["</p>", f"<h2>The {len(top)} best trials by {html.escape(res.metric)}</h2>",
+              top.to_html(index=False, formatters=formatters, na_rep="–", border=0,
+                          classes="trials")]
+    parts.append("<h2>Charts</h2>")
+    for chart in charts:
+        name = html.escape(chart.path.name)
+        parts.append(f'<figure><a href="{name}"><img src="{name}" alt="{name}"></a>'
+                     f"<figcaption>{html.escape(chart.caption)}</figcaption></figure>")
+    if not charts:
+        parts.append("<p>No chart: the CSV varies no setting the charts use.</p>")
+    if len(excluded):
+        shown = [c for c in ("trial_id", *AXES, "status", "error") if c in excluded]
+        parts += ["<h2>Trials left out of the charts</h2>",
+                  excluded[shown].to_html(index=False, na_rep="", border=0, classes="trials")]
+    path = out / "report.html"
+    path.write_text(REPORT_PAGE.format(title=html.escape(f"Search results: {res.csv_path.name}"),
+                                       body="\n".join(parts)), encoding="utf-8")
+    return path
+
+
+def _cell_formatter(column: str):
+    if "accuracy" in column:
+        return lambda v: "–" if pd.isna(v) else f"{v:.2%}"
+    if "loss" in column:
+        return lambda v: "–" if pd.isna(v) else f"{v:.4f}"
+    if column == "seconds":
+        return lambda v: "–" if pd.isna(v) else f"{v:.1f}"
+    if column in ("params", "epochs_run"):
+        return lambda v: "–" if pd.isna(v) else f"{int(v):,}"
+    return lambda v: "–" if pd.isna(v) else str(v)
+
+
+REPORT_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #1f2328; }}
+table.trials {{ border-collapse: collapse; font-size: 0.9em; margin-bottom: 1em; }}
+table.trials th, table.trials td {{ padding: 0.3em 0.8em; text-align: right; }}
+table.trials thead {{ border-bottom: 2px solid #888; }}
+table.trials tr:nth-child(even) {{ background: #f3f5f7; }}
+figure {{ margin: 2em 0; }}
+img {{ max-width: 100%; border: 1px solid #e5e7eb; }}
+figcaption {{ color: #555; margin-top: 0.4em; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+# --------------------------------------------------------------------------- entry points
+def plot_results(csv_path, out_dir="results/plots", metric: str = "val_accuracy",
+                 threshold: float | None = None, fmt: str = "png", top: int = 5) -> list[Path]:
+    """Write every chart the CSV allows and report.html into out_dir; return their paths."""
+    if fmt not in FORMATS:
+        raise PlotError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    res = load_results(csv_path, metric, threshold)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context(STYLE):
+        charts = [
+            *plot_ranking(res, out, fmt),
+            *plot_lines(res, out, fmt),
+            *plot_heatmaps(res, out, fmt, "learning_rate", "batch_size"),
+            *plot_heatmaps(res, out, fmt, "epochs", "batch_size"),
+            *plot_optimizer_activation(res, out, fmt),
+            *plot_what_matters(res, out, fmt),
+            *plot_curves(res, out, fmt, top),
+        ]
+    report = write_report(res, charts, out)
+    return [chart.path for chart in charts] + [report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_zoo.plot", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", metavar="CSV", help="results CSV of mnist_zoo.search (or a lab CSV)")
+    parser.add_argument("--out", default="results/plots", help="output folder")
+    parser.add_argument("--metric", default="val_accuracy",
+                        help="column to chart, e.g. val_accuracy, test_accuracy or val_loss "
+                             "(lower is better for losses)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="leave trials worse than this out of the line chart and grey them "
+                             "elsewhere, e.g. 0.5 to hide failed, near-chance runs")
+    parser.add_argument("--format", dest="fmt", default="png", choices=FORMATS,
+                        help="chart file format")
+    parser.add_argument("--top", type=int, default=5, help="trials in the training-curve chart")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        written = plot_results(args.csv, args.out, metric=args.metric, threshold=args.threshold,
+                               fmt=args.fmt, top=args.top)
+    except PlotError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Read digits from image files with a trained model.
+
+    python -m mnist_zoo.predict results/runs/lenet5_relu_adam_lr0.001_bs64/model.keras \\
+        photo.jpg scan.png
+
+MODEL is a .keras file, a SavedModel folder (from model.export) or a run folder. Each
+image is prepared the way MNIST's digits were: grey levels, light ink on a dark
+background (dark-on-light images are inverted), cropped to the ink, scaled to fit
+20x20 pixels and placed by its centre of mass in a 28x28 field. One line per image is
+printed: the digit and its probability. An image that cannot be read is reported on
+stderr and the others are still read; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 28  # the model's input field
+BOX = 20  # MNIST fitted each digit into 20x20 pixels ...
+CENTRE = 14.0  # ... and put its centre of mass here (13.99, 14.01 on the test set)
+INK_LEVEL = 0.2  # fainter pixels (paper texture, JPEG noise) do not widen the crop
+MIN_CONTRAST = 0.1  # less than this between ink and background: a blank image
+
+
+class ImageError(ValueError):
+    """Raised when a file is not an image or holds no digit."""
+
+
+@dataclasses.dataclass
+class Prediction:
+    image: str
+    digit: int | None = None
+    probability: float | None = None
+    probabilities: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------- preparation
+def preprocess_image(image: str | os.PathLike | Image.Image) -> np.ndarray:
+    """An image file or PIL image as a (28, 28, 1) float32 MNIST-style digit in [0, 1]."""
+    pixels = _grey_levels(_open(image))
+    if _border(pixels).mean() > 0.5:  # dark ink on light paper: MNIST has it the other way
+        pixels = 1.0 - pixels
+    ink = _remove_background(pixels)
+    digit = _fit_box(_crop_to_ink(ink), BOX)
+    return _centre_by_mass(digit, SIZE)[..., None].astype(np.float32)
+
+
+def _open(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    try:
+        opened = Image.open(image)
+        opened.load()  # decode now, so a truncated file fails here and not later
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{image}: not an image file Pillow can read") from err
+    except OSError as err:  # missing, unreadable or truncated
+        raise ImageError(f"{image}: cannot read image ({err})") from err
+    return ImageOps.exif_transpose(opened)  # phone photos store their rotation in EXIF
+
+
+def _grey_levels(image: Image.Image) -> np.ndarray:
+    """Grey levels in [0, 1]; transparent areas count as white paper."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The outermost rows and columns, where a centred digit leaves only background."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+
+
+def _remove_background(pixels: np.ndarray) -> np.ndarray:
+    """Stretch grey levels so the background is 0 and the strongest ink 1 (grey paper, dim photos)."""
+    background = float(np.median(_border(pixels)))
+    contrast = float(pixels.max()) - background
+    if contrast < MIN_CONTRAST:
+        raise ImageError("no digit found: the image is blank")
+    return np.clip((pixels - background) / contrast, 0.0, 1.0)
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero((ink > INK_LEVEL).any(axis=1))
+    cols = np.flatnonzero((ink > INK_LEVEL).any(axis=0))
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _fit_box(digit: np.ndarray, box: int) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, keeping the aspect ratio (a 1 stays thin)."""
+    height, width = digit.shape
+    scale = box / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # LANCZOS averages over the source pixels when shrinking, as MNIST's anti-aliasing did.
+    resized = np.asarray(Image.fromarray(digit.astype(np.float32))
+                         .resize(size, Image.Resampling.LANCZOS))
+    resized = np.clip(resized, 0.0, None)  # LANCZOS rings slightly below 0 next to strokes
+    return np.clip(resized / resized.max(), 0.0, 1.0)
+
+
+def _centre_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
+    """Paste `digit` into a size x size field with its centre of mass at the centre."""
+    rows, cols = np.indices(digit.shape)
+    mass = digit.sum()
+    centre_row, centre_col = (rows * digit).sum() / mass, (cols * digit).sum() / mass
+    height, width = digit.shape
+    # A lopsided digit could be pushed off the field; keep all of it inside.
+    top = int(np.clip(round(CENTRE - centre_row), 0, size - height))
+    left = int(np.clip(round(CENTRE - centre_col), 0, size - width))
+    field = np.zeros((size, size), dtype=np.float32)
+    field[top:top + height, left:left + width] = digit
+    return field
+
+
+# --------------------------------------------------------------------------- prediction
+def predict(model, images) -> list[Prediction]:
+    """Predict each image (paths or PIL images) with `model` (a path or a loaded model).
+
+    An image that cannot be prepared gets a Prediction with `error` set; the others are
+    still predicted.
+    """
+    from mnist_zoo.saved import LoadedModel, load_model
+
+    if not isinstance(model, LoadedModel):
+        model = load_model(model)
+    results, inputs = [], []
+    for number, image in enumerate(images):
+        name = str(image) if not isinstance(image, Image.Image) else f"<image {number}>"
+        try:
+            inputs.append(preprocess_image(image))
+            results.append(Prediction(name))
+        except ImageError as err:
+            message = str(err) if name in str(err) else f"{name}: {err}"
+            results.append(Prediction(name, error=message))
+    ready = [result for result in results if result.ok]
+    if ready:
+        probabilities = model(np.stack(inputs))
+        for result, row in zip(ready, probabilities):
+            result.digit = int(row.argmax())
+            result.probability = float(row.max())
+            result.probabilities = row
+    return results
+
+
+def describe(result: Prediction) -> str:
+    return f"{result.image}: {result.digit} ({result.probability:.1%})"
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_zoo.predict", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="MODEL",
+                        help=".keras file, SavedModel folder or run folder")
+    parser.add_argument("images", metavar="IMAGE", nargs="+",
+                        help="image files (PNG, JPEG, ...): one digit each")
+    return parser
+
+
+def main(argv=None) -> int:
+    from mnist_zoo.saved import ModelError, load_model
+
+    args = build_parser().parse_args(argv)
+    try:
+        model = load_model(args.model)
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failed = 0
+    for result in predict(model, [Path(image) for image in args.images]):
+        if result.ok:
+            print(describe(result))
+        else:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
