@@ -457,10 +457,10 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
         fig = _heatmap_grid(res, frame, rows_axis, cols_axis, panel_axes, norm)
         what = f"{res.metric_label}: {_name(rows_axis)} x {_name(cols_axis)}"
         _title(fig, res, what + (f", {label}" if label else "") +
-               (f" (panels: {' · '.join(panel_axes)})" if panel_axes else ""))
+               (f" (panels: {' · '.join(map(_name, panel_axes))})" if panel_axes else ""))
         caption = (f"Mean {res.metric_label} for each {rows_axis} and {cols_axis}"
                    + (f" ({label})" if label else "")
-                   + (f", one panel per {' / '.join(panel_axes)}" if panel_axes else "")
+                   + (f", one panel per {' / '.join(map(_name, panel_axes))}" if panel_axes else "")
                    + "; brighter is better.")
         charts.append(Chart(_save(fig, out, name, fmt), caption))
     return charts
@@ -574,8 +574,8 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
         _threshold_line(ax, res)
     for ax in axes[:, 0]:
         ax.set_ylabel(res.metric_label)
-    axes.ravel()[0].legend(loc="lower right" if res.higher_is_better else "upper right",
-                           frameon=False)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
     _title(fig, res, f"What matters for {res.metric_label}: settings ordered by effect")
     caption = ("For each setting, the spread of every trial (dots, boxes) and the mean (red) "
                "per value; panels run from the setting whose means lie furthest apart.")

@@ -121,9 +121,10 @@ def test_diverging_trial_is_recorded_and_the_grid_goes_on(tmp_path):
     table = search_lib.search(str(grid), data_dir=MNIST_8K2K, out=tmp_path / "out",
                               export_top=1, verbose=0)
     by_rate = table.set_index("learning_rate")
-    # 1e12 turns the loss into NaN; 1e6 into a finite but absurd loss (~1e27).
+    # 1e12 turns the loss into NaN; 1e6 into NaN or a finite but absurd loss (~1e27).
     assert by_rate.loc[1e12, "status"] == "diverged" and np.isnan(by_rate.loc[1e12, "train_loss"])
-    assert by_rate.loc[1e6, "status"] == "diverged" and by_rate.loc[1e6, "train_loss"] > 1e3
+    assert by_rate.loc[1e6, "status"] == "diverged"
+    assert not by_rate.loc[1e6, "train_loss"] <= search_lib.DIVERGED_LOSS
     assert by_rate.loc[1e12, "model_path"] == by_rate.loc[1e6, "model_path"] == ""  # no model
     assert by_rate.loc[0.1, "status"] == "completed" and by_rate.loc[0.1, "val_accuracy"] > 0.5
     assert len(list((tmp_path / "out" / "models").iterdir())) == 1
