@@ -6,14 +6,17 @@ reads the CSV written by `python -m mnist_zoo.search` (or an old lab CSV with co
 Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and writes into
 --out (default results/plots/), each chart only where the CSV has its settings varying:
 
-  ranking            every trial as a bar, best on top
-  lines_by_batch_size  one line per batch size across the other settings (above --threshold)
-  heatmap_learning_rate_x_batch_size  one panel per model / optimizer / activation
-  heatmap_epochs_x_batch_size         when the number of epochs varies
-  optimizer_x_activation              best and mean result of each pairing
-  what_matters       spread of the metric for each value of each setting
-  training_curves    loss and accuracy per epoch of the --top trials
-  report.html        the ten best trials and all the charts
+  ranking                 every trial as a bar, best on top
+  lines_by_batch_size     one line per batch size across the other settings,
+                          leaving out trials worse than --threshold
+  heatmap_learning_rate_x_batch_size
+                          one panel per model / optimizer / activation
+  heatmap_epochs_x_batch_size
+                          the same when the number of epochs varies
+  optimizer_x_activation  best and mean result of each pairing
+  what_matters            spread of the metric for each value of each setting
+  training_curves         loss and accuracy per epoch of the --top trials
+  report.html             the ten best trials and all the charts
 
 Only trials with status "completed" are charted; the report counts the others.
 """
@@ -312,8 +315,9 @@ def _draw_heatmap(ax, res: Results, grid: pd.DataFrame, norm: Normalize) -> bool
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
     ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    for spine in ax.spines.values():  # a faint frame keeps sparse panels apart
+        spine.set_visible(True)
+        spine.set_edgecolor("#c8c8c8")
     return bool(np.isnan(values).any())
 
 
@@ -377,21 +381,20 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
                   title=f"colour: {_name(colour_axis)}" if colour_axis else None,
                   alignment="left")
     _title(fig, res, f"All {n} completed trials ranked by {res.metric_label}")
-    caption = (f"Every completed trial, best on top; colours show {colour_axis}, the setting "
-               "whose values differ most on average." if colour_axis else
-               "Every completed trial, best on top.")
-    return [Chart(_save(fig, out, "ranking", fmt), caption)]
+    caption = "Every completed trial, best on top"
+    if colour_axis:
+        caption += f"; colours show {_name(colour_axis)}, whose values differ most on average"
+    return [Chart(_save(fig, out, "ranking", fmt), caption + ".")]
 
 
 def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
     """One line per batch size across every combination of the other settings."""
-    hue = "batch_size" if "batch_size" in res.axes else None
-    panel_axis = "model" if "model" in res.axes else None  # models differ too much to share x
-    across = [a for a in res.axes if a not in (hue, panel_axis)]
-    if not across:
+    if "batch_size" not in res.axes:
         return []
+    panel_axis = "model" if "model" in res.axes else None  # models differ too much to share x
+    across = [a for a in res.axes if a not in ("batch_size", panel_axis)]
     kept = res.trials[res.passes(res.trials[res.metric])].copy()
-    if kept.empty:
+    if not across or kept.empty:
         return []
     kept["setting"] = trial_labels(kept, across, align=True, unique=False)
     panels = list(kept.groupby(panel_axis, observed=True)) if panel_axis else [(None, kept)]
@@ -399,20 +402,17 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
     fig = Figure(figsize=(max(8.0, 0.34 * widest + 2.5), 4.6 * len(panels)),
                  layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(panels), 1, sharey=True))
-    hues = list(kept[hue].cat.categories) if hue else [None]
-    palette = _palette([str(h) for h in hues])
+    palette = _palette(list(kept["batch_size"].cat.categories))
     for ax, (panel, sub) in zip(axes, panels):
-        table = sub.groupby(["setting", hue] if hue else "setting", observed=True)[res.metric]
-        table = table.mean().unstack(hue) if hue else table.mean().to_frame("all")
+        table = (sub.groupby(["setting", "batch_size"], observed=True)[res.metric].mean()
+                 .unstack("batch_size"))
         # Best combination first, so the lines fall from left to right.
-        order = table.mean(axis=1).sort_values(ascending=not res.higher_is_better).index
-        table = table.loc[order]
+        table = table.loc[table.mean(axis=1).sort_values(ascending=not res.higher_is_better)
+                          .index]
         x = np.arange(len(table))
-        for column in table.columns:
-            colour = palette.get(str(column), "#4c72b0")
-            label = f"batch size {column}" if hue else None
-            ax.plot(x, table[column].to_numpy(dtype=float), marker="o", markersize=4,
-                    linewidth=1.6, color=colour, label=label)
+        for batch_size in table.columns:
+            ax.plot(x, table[batch_size].to_numpy(dtype=float), marker="o", markersize=4,
+                    linewidth=1.6, color=palette[batch_size], label=f"batch size {batch_size}")
         # Upright, equally padded labels read as the columns of a table.
         ax.set_xticks(x, table.index, rotation=90, fontfamily="monospace", fontsize=8)
         ax.set_xlim(-0.5, len(x) - 0.5)
@@ -423,12 +423,12 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
             ax.set_title(f"model {panel}", loc="left")
         _threshold_line(ax, res)
     axes[0].legend(loc="lower left" if res.higher_is_better else "upper left", frameon=False)
-    kept_note = (f"\n{len(res.trials) - len(kept)} trials past the threshold left out"
-                 if res.threshold is not None else "")
-    _title(fig, res, f"{res.metric_label} by {' · '.join(map(_name, across))}"
-                     f"{', one line per batch size' if hue else ''}{kept_note}")
+    left_out = (f"\n{len(res.trials) - len(kept)} trials past the threshold left out"
+                if res.threshold is not None else "")
+    _title(fig, res, f"{res.metric_label} by {' · '.join(map(_name, across))}, "
+                     f"one line per batch size{left_out}")
     caption = ("Each line is one batch size; along the x axis every combination of "
-               f"{', '.join(across)}, best first" +
+               f"{', '.join(map(_name, across))}, best first" +
                (f"; trials past the threshold ({res.format(res.threshold)}) are left out, so "
                 "lines break where a setting failed." if res.threshold is not None else "."))
     return [Chart(_save(fig, out, "lines_by_batch_size", fmt), caption)]
@@ -458,7 +458,7 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
         what = f"{res.metric_label}: {_name(rows_axis)} x {_name(cols_axis)}"
         _title(fig, res, what + (f", {label}" if label else "") +
                (f" (panels: {' · '.join(map(_name, panel_axes))})" if panel_axes else ""))
-        caption = (f"Mean {res.metric_label} for each {rows_axis} and {cols_axis}"
+        caption = (f"Mean {res.metric_label} for each {_name(rows_axis)} and {_name(cols_axis)}"
                    + (f" ({label})" if label else "")
                    + (f", one panel per {' / '.join(map(_name, panel_axes))}" if panel_axes else "")
                    + "; brighter is better.")
@@ -478,6 +478,7 @@ def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: 
     n_cols_cells = len(res.trials[cols_axis].cat.categories)
     fig = Figure(figsize=(ncols * (0.62 * n_cols_cells + 1.0) + 1.6,
                           nrows * (0.42 * n_rows_cells + 1.0) + 1.2), layout="constrained")
+    fig.get_layout_engine().set(hspace=0.04, wspace=0.03)
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
@@ -536,7 +537,7 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
 
 
 def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
-    """For each setting, the metric's spread per value: the widest gap between means matters most."""
+    """Each setting's spread of the metric per value; the widest gap between means matters most."""
     effects = res.effects()
     if not effects:
         return []
@@ -567,7 +568,8 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
                    color="#cf222e", zorder=4, label="mean")
         labels = [label for label, _ in groups]
         long = sum(map(len, labels)) > 28
-        ax.set_xticks(positions, labels, rotation=30 if long else 0, ha="right" if long else "center")
+        ax.set_xticks(positions, labels, rotation=30 if long else 0,
+                      ha="right" if long else "center")
         ax.set_title(f"{_name(axis)}: means {_spread_text(res, spread)} apart")
         ax.yaxis.set_major_formatter(res.axis_formatter())
         ax.grid(axis="y")

@@ -50,7 +50,9 @@ class Prediction:
 def preprocess_image(image: str | os.PathLike | Image.Image) -> np.ndarray:
     """An image file or PIL image as a (28, 28, 1) float32 MNIST-style digit in [0, 1]."""
     pixels = _grey_levels(_open(image))
-    if _border(pixels).mean() > 0.5:  # dark ink on light paper: MNIST has it the other way
+    # Ink darker than its background (a border brighter than the image's mean) is ink on
+    # paper, even grey paper in a dim photo; MNIST has light ink on black.
+    if np.median(_border(pixels)) > pixels.mean():
         pixels = 1.0 - pixels
     ink = _remove_background(pixels)
     digit = _fit_box(_crop_to_ink(ink), BOX)
@@ -84,7 +86,7 @@ def _border(pixels: np.ndarray) -> np.ndarray:
 
 
 def _remove_background(pixels: np.ndarray) -> np.ndarray:
-    """Stretch grey levels so the background is 0 and the strongest ink 1 (grey paper, dim photos)."""
+    """Stretch grey levels: background 0, strongest ink 1 (for grey paper and dim photos)."""
     background = float(np.median(_border(pixels)))
     contrast = float(pixels.max()) - background
     if contrast < MIN_CONTRAST:

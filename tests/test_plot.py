@@ -1,0 +1,241 @@
+"""mnist_zoo.plot: charts and report from a search CSV, a lab CSV, and the errors."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_zoo import plot
+from mnist_zoo.plot import PlotError, format_value, load_results, plot_results
+
+# (model, activation, learning_rate, optimizer, batch_size, epochs) of the real trials.
+TRIALS = [
+    ("mlp_bp", "relu", 0.01, "adam", 32, 2),
+    ("mlp_bp", "sigmoid", 0.001, "sgd", 64, 1),
+    ("mlp_bp", "relu", 0.001, "sgd", 32, 1),
+    ("mlp_bp", "tanh", 0.01, "adam", 64, 2),
+    ("lenet5", "relu", 0.001, "adam", 64, 2),
+    ("lenet5", "tanh", 0.01, "sgd", 32, 1),
+]
+AXES = ("model", "activation", "learning_rate", "optimizer", "batch_size", "epochs")
+SEARCH_CHARTS = {"ranking.png", "lines_by_batch_size.png",
+                 "heatmap_learning_rate_x_batch_size.png", "heatmap_epochs_x_batch_size.png",
+                 "optimizer_x_activation.png", "what_matters.png", "training_curves.png"}
+LAB_CHARTS = {"ranking.png", "lines_by_batch_size.png", "heatmap_learning_rate_x_batch_size.png",
+              "optimizer_x_activation.png", "what_matters.png"}
+
+
+@pytest.fixture(scope="module")
+def zoo_search_csv(zoo_data_dir, tmp_path_factory):
+    """A CSV in mnist_zoo.search's schema from six really trained tiny models.
+
+    Two hand-made rows add what a real search also meets: a diverged trial (NaN metrics)
+    and a failed one.
+    """
+    from mnist_zoo.data import load_dataset
+    from mnist_zoo.train import train
+
+    folder = tmp_path_factory.mktemp("zoo_search")
+    data = load_dataset("mnist", zoo_data_dir, subset=1500, validation_size=300)
+    rows = []
+    for number, settings in enumerate(TRIALS):
+        trial_id = f"{number:04d}"
+        axes = dict(zip(AXES, settings))
+        run = train(axes["model"], activation=axes["activation"], optimizer=axes["optimizer"],
+                    learning_rate=axes["learning_rate"], batch_size=axes["batch_size"],
+                    epochs=axes["epochs"], data=data, out=folder / "trials", name=trial_id,
+                    export=False, verbose=0)
+        m = run.metrics
+        rows.append({
+            "trial_id": trial_id, **axes,
+            "train_loss": m["train"]["loss"], "train_accuracy": m["train"]["accuracy"],
+            "val_loss": m["val"]["loss"], "val_accuracy": m["val"]["accuracy"],
+            "test_loss": m["test"]["loss"], "test_accuracy": m["test"]["accuracy"],
+            "epochs_run": m["epochs_run"], "seconds": m["seconds"], "params": m["params"],
+            "status": "completed", "error": "", "dataset": "mnist", "seed": 0,
+            "history_path": f"trials/{trial_id}/history.csv",
+            "model_path": f"trials/{trial_id}/model.keras",
+        })
+    nan = float("nan")
+    broken = {key: nan for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                   "test_loss", "test_accuracy")}
+    rows.append({"trial_id": "0006", **dict(zip(AXES, ("lenet5", "relu", 0.01, "sgd", 64, 2))),
+                 **broken, "epochs_run": 1, "seconds": 1.0, "params": 61706,
+                 "status": "diverged", "error": "loss became NaN", "dataset": "mnist",
+                 "seed": 0, "history_path": "", "model_path": ""})
+    rows.append({"trial_id": "0007", **dict(zip(AXES, ("lenet5", "tanh", 0.001, "adam", 32, 1))),
+                 **broken, "epochs_run": 0, "seconds": 0.1, "params": nan,
+                 "status": "failed", "error": "ResourceExhaustedError: out of memory",
+                 "dataset": "mnist", "seed": 0, "history_path": "", "model_path": ""})
+    path = folder / "experiment_results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def lab_csv(tmp_path):
+    """The old lab report's format: five columns, title-case names, no status."""
+    path = tmp_path / "lab_results.csv"
+    lines = ["Activation,Learning Rate,Optimizer,Batch Size,Validation Accuracy"]
+    for number, (act, lr, opt, bs) in enumerate(itertools.product(
+            ["relu", "sigmoid"], [0.01, 0.001], ["SGD", "Adam"], [32, 128])):
+        accuracy = 0.11 if (act, opt, lr) == ("sigmoid", "SGD", 0.001) else 0.9 + number / 500
+        lines.append(f"{act},{lr},{opt},{bs},{accuracy}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def synthetic_grid(path, seed=0):
+    """81 trials: 3 activations x 3 learning rates x 3 optimizers x 3 batch sizes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for number, (act, lr, opt, bs) in enumerate(itertools.product(
+            ["relu", "tanh", "sigmoid"], [0.1, 0.01, 0.001], ["sgd", "adam", "rmsprop"],
+            [32, 64, 128])):
+        accuracy = 0.97 - (0.3 if opt != "sgd" and lr == 0.1 else 0) - bs / 10_000
+        rows.append({"trial_id": f"{number:04d}", "model": "lenet5", "activation": act,
+                     "learning_rate": lr, "optimizer": opt, "batch_size": bs, "epochs": 5,
+                     "val_accuracy": accuracy + rng.normal(0, 0.003), "status": "completed"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def image_links(report):
+    return set(re.findall(r'<img src="([^"]+)"', report.read_text()))
+
+
+# --------------------------------------------------------------------------- charts
+def test_search_csv_gives_every_chart_and_report(zoo_search_csv, tmp_path, zoo_check_image):
+    written = plot_results(zoo_search_csv, tmp_path / "plots", threshold=0.2)
+
+    names = {path.name for path in written}
+    assert names == SEARCH_CHARTS | {"report.html"}
+    assert all(path.parent == tmp_path / "plots" for path in written)
+    for path in written:
+        if path.suffix == ".png":
+            zoo_check_image(path)
+    report = tmp_path / "plots" / "report.html"
+    assert image_links(report) == SEARCH_CHARTS
+    text = report.read_text()
+    assert "1 diverged" in text and "1 failed" in text
+    assert "ResourceExhaustedError" in text  # the excluded trials are listed with their error
+    assert "0.001" in text and "e-0" not in text  # learning rates as people write them
+
+
+def test_only_completed_trials_are_charted(zoo_search_csv):
+    res = load_results(zoo_search_csv)
+
+    assert set(res.trials["trial_id"]) == {f"{i:04d}" for i in range(len(TRIALS))}
+    assert res.axes == list(plot.AXES[:6])  # all six settings vary among the real trials
+    assert list(res.trials["learning_rate"].cat.categories) == ["0.001", "0.01"]
+    assert list(res.trials["batch_size"].cat.categories) == ["32", "64"]
+
+
+def test_training_curves_come_from_the_best_trials_histories(zoo_search_csv):
+    res = load_results(zoo_search_csv)
+
+    histories = plot.read_histories(res, top=3)
+
+    assert [trial["trial_id"] for trial, _ in histories] == list(res.ranked()["trial_id"][:3])
+    for trial, history in histories:
+        assert len(history) == int(trial["epochs"])
+        assert {"accuracy", "loss", "val_accuracy", "val_loss"} <= set(history.columns)
+
+
+def test_loss_metric_ranks_lowest_first(zoo_search_csv, tmp_path, zoo_check_image):
+    written = plot_results(zoo_search_csv, tmp_path, metric="val_loss", fmt="png", top=2)
+
+    res = load_results(zoo_search_csv, "val_loss")
+    assert not res.higher_is_better
+    assert res.ranked()["val_loss"].is_monotonic_increasing
+    assert {p.name for p in written} == SEARCH_CHARTS | {"report.html"}
+    zoo_check_image(tmp_path / "ranking.png")
+
+
+def test_lab_format_csv(lab_csv, tmp_path, zoo_check_image):
+    written = plot_results(lab_csv, tmp_path, threshold=0.5)
+
+    assert {p.name for p in written} == LAB_CHARTS | {"report.html"}
+    for path in written[:-1]:
+        zoo_check_image(path)
+    res = load_results(lab_csv)
+    assert res.axes == ["activation", "optimizer", "learning_rate", "batch_size"]
+    assert len(res.trials) == 16
+    assert image_links(tmp_path / "report.html") == LAB_CHARTS
+
+
+def test_81_combinations_get_a_tall_readable_ranking(tmp_path, zoo_check_image):
+    csv = synthetic_grid(tmp_path / "grid.csv")
+
+    plot_results(csv, tmp_path / "plots")
+
+    ranking = zoo_check_image(tmp_path / "plots" / "ranking.png")
+    assert ranking.height > 81 * 25  # every bar gets a label's height
+    heatmap = zoo_check_image(tmp_path / "plots" / "heatmap_learning_rate_x_batch_size.png")
+    assert heatmap.width > 600 and heatmap.height > 500  # nine panels, three by three
+
+
+def test_svg_format(lab_csv, tmp_path):
+    written = plot_results(lab_csv, tmp_path, fmt="svg")
+
+    charts = [p for p in written if p.suffix == ".svg"]
+    assert {p.stem for p in charts} == {name[:-4] for name in LAB_CHARTS}
+    assert all(p.read_text().lstrip().startswith("<?xml") for p in charts)
+    assert image_links(tmp_path / "report.html") == {p.name for p in charts}
+
+
+@pytest.mark.parametrize("value, label", [
+    (0.001, "0.001"), (1e-4, "0.0001"), (0.1 + 0.2, "0.3"), (64.0, "64"), (32, "32"),
+    (float("nan"), "none"), ("relu", "relu"), (True, "True"),
+])
+def test_format_value(value, label):
+    assert format_value(value) == label
+
+
+# --------------------------------------------------------------------------- errors
+def test_missing_csv_is_a_clear_error(tmp_path):
+    with pytest.raises(PlotError, match="no such results file"):
+        plot_results(tmp_path / "nope.csv", tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ("trial_id,activation,val_accuracy\n", "no trials"),
+    ("trial_id,activation,val_loss\n0000,relu,0.2\n", "no 'val_accuracy' column"),
+    ("trial_id,activation,val_accuracy,status\n0000,relu,,failed\n", "no completed trial"),
+])
+def test_unusable_csv_is_a_clear_error(tmp_path, content, message):
+    csv = tmp_path / "results.csv"
+    csv.write_text(content)
+
+    with pytest.raises(PlotError, match=message):
+        plot_results(csv, tmp_path / "plots")
+
+
+def test_cli_reports_errors_with_exit_status_2(tmp_path, capsys):
+    csv = tmp_path / "results.csv"
+    csv.write_text("trial_id,activation,val_loss\n0000,relu,0.2\n")
+
+    assert plot.main([str(csv), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert plot.main([str(tmp_path / "missing.csv")]) == 2
+    assert "no such results file" in capsys.readouterr().err
+
+
+def test_cli_writes_charts(lab_csv, tmp_path, capsys):
+    assert plot.main([str(lab_csv), "--out", str(tmp_path / "out"), "--threshold", "0.5"]) == 0
+
+    printed = capsys.readouterr().out.split()
+    assert printed[-1].endswith("report.html")
+    assert (tmp_path / "out" / "what_matters.png").is_file()
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--threshold" in capsys.readouterr().out
