@@ -1,0 +1,187 @@
+"""Train several zoo models at once, as one wide graph.
+
+On a CPU a small model cannot keep the cores busy: at batch 16 a LeNet-5 step is
+mostly per-op overhead. Trials of a grid that share the data pipeline (same
+model, activation, batch size, epochs) are therefore trained together:
+
+* every member stays an ordinary registry model with its own weights and its own
+  optimizer (type, learning rate, momentum, schedule), so it saves, exports and
+  scores exactly like a model trained alone;
+* the forward pass runs the members side by side: the first layer's kernels are
+  concatenated into one layer over the shared input, later convolutions become
+  one grouped convolution, later dense layers one batched matmul;
+* each member's loss is its own mean cross-entropy; the gradient of their sum
+  with respect to a member's weights is that member's gradient alone, and each
+  optimizer updates only its member.
+
+Members see the same batches in the same order as a lone trial with the same
+seed, so results match one-at-a-time training up to float rounding.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+# Layers that act element- or channel-wise, so one call serves all members at once.
+_SHARED_LAYER_TYPES = (layers.Activation, layers.LeakyReLU, layers.Dropout,
+                       layers.AveragePooling2D, layers.MaxPooling2D)
+
+
+def can_fuse(model: keras.Model) -> bool:
+    """True for a chain of layers this module knows: every zoo model but mlp_residual.
+
+    Without merge layers (Add, Concatenate) a single-output model of these layers
+    is a plain chain, which is what `FusedModels.call` walks.
+    """
+    known = (layers.InputLayer, layers.Conv2D, layers.Dense, layers.Flatten,
+             layers.GlobalAveragePooling2D, *_SHARED_LAYER_TYPES)
+    return all(isinstance(layer, known) for layer in model.layers)
+
+
+def fusion_key(model: keras.Model) -> str:
+    """Models with equal keys have the same layers and configs, so they can be fused."""
+    parts = []
+    for layer in model.layers:
+        config = {k: v for k, v in layer.get_config().items()
+                  if k not in ("name", "trainable", "dtype", "seed")}
+        parts.append(f"{type(layer).__name__}{sorted(config.items())}")
+    return "|".join(parts)
+
+
+class FusedModels(keras.Model):
+    """K structurally identical models trained as one; outputs (batch, K, classes)."""
+
+    def __init__(self, members: list[keras.Model], **kwargs):
+        super().__init__(**kwargs)
+        keys = {fusion_key(member) for member in members}
+        if len(keys) != 1 or not all(can_fuse(member) for member in members):
+            raise ValueError("FusedModels needs identical chains of Conv2D/Dense/pooling layers")
+        self.members = members
+        self.size = len(members)
+        names = [f"m{k}" for k in range(self.size)]
+        self.loss_trackers = [keras.metrics.Mean(name=f"{n}_loss") for n in names]
+        self.accuracy_trackers = [keras.metrics.SparseCategoricalAccuracy(name=f"{n}_accuracy")
+                                  for n in names]
+
+    @property
+    def metrics(self):
+        return [*self.loss_trackers, *self.accuracy_trackers]
+
+    def call(self, images, training=False):
+        x, state = images, "shared"  # shared input -> "channels" (B,H,W,K*C) -> "stacked" (B,K,F)
+        layer_lists = [member.layers for member in self.members]
+        for same_layers in zip(*layer_lists):
+            layer = same_layers[0]
+            if isinstance(layer, layers.InputLayer):
+                continue
+            if isinstance(layer, layers.Conv2D):
+                x, state = self._conv(same_layers, x, state), "channels"
+            elif isinstance(layer, layers.Dense):
+                x, state = self._dense(same_layers, x, state), "stacked"
+            elif isinstance(layer, layers.Flatten):
+                x, state = self._to_stacked(x, state, flatten=True)
+            elif isinstance(layer, layers.GlobalAveragePooling2D):
+                x, state = self._to_stacked(layer(x), "pooled", flatten=False)
+            else:  # activation, dropout, pooling: one call for all members
+                x = layer(x, training=training)
+        return x
+
+    def _conv(self, same_layers, x, state):
+        layer = same_layers[0]
+        # Concatenated kernels: on the shared input a plain convolution with K times the
+        # filters; on concatenated channels TensorFlow infers groups = K from the shapes.
+        kernel = ops.concatenate([lyr.kernel.value for lyr in same_layers], axis=-1)
+        y = tf.nn.conv2d(x, kernel, strides=layer.strides, padding=layer.padding.upper())
+        if layer.use_bias:
+            y = y + ops.concatenate([lyr.bias.value for lyr in same_layers], axis=0)
+        return layer.activation(y)
+
+    def _dense(self, same_layers, x, state):
+        layer = same_layers[0]
+        if state == "shared":  # (B, F) shared input: one wide matmul
+            kernel = ops.concatenate([lyr.kernel.value for lyr in same_layers], axis=-1)
+            y = tf.reshape(tf.matmul(x, kernel), (-1, self.size, layer.units))
+        else:  # (B, K, F): a batched matmul, member k with its own kernel
+            y = tf.einsum("bkf,kfu->bku", x, ops.stack([lyr.kernel.value for lyr in same_layers]))
+        if layer.use_bias:
+            y = y + ops.stack([lyr.bias.value for lyr in same_layers])
+        return layer.activation(y)
+
+    def _to_stacked(self, x, state, flatten):
+        if state == "shared":  # flattening the input image itself
+            return tf.reshape(x, (tf.shape(x)[0], -1)), "shared"
+        if state == "pooled":  # (B, K*C) -> (B, K, C)
+            return tf.reshape(x, (tf.shape(x)[0], self.size, -1)), "stacked"
+        # (B, H, W, K*C) -> (B, K, H*W*C), each member's features in Flatten's own order.
+        _, height, width, channels = x.shape
+        x = tf.reshape(x, (-1, height, width, self.size, channels // self.size))
+        x = tf.transpose(x, (0, 3, 1, 2, 4))
+        return tf.reshape(x, (-1, self.size, height * width * (channels // self.size))), "stacked"
+
+    def _member_losses(self, labels, probabilities):
+        # Mean cross-entropy of each member over the batch: shape (K,).
+        labels = tf.repeat(tf.reshape(tf.cast(labels, tf.int32), (-1, 1)), self.size, axis=1)
+        losses = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+        return tf.reduce_mean(losses, axis=0)
+
+    def _update_metrics(self, labels, probabilities, member_losses):
+        for k in range(self.size):
+            self.loss_trackers[k].update_state(member_losses[k])
+            self.accuracy_trackers[k].update_state(labels, probabilities[:, k])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        images, labels = data
+        with tf.GradientTape() as tape:
+            probabilities = self(images, training=True)
+            member_losses = self._member_losses(labels, probabilities)
+            total = tf.reduce_sum(member_losses)
+        variables = [member.trainable_variables for member in self.members]
+        gradients = tape.gradient(total, [v for group in variables for v in group])
+        start = 0
+        for member, group in zip(self.members, variables):
+            member.optimizer.apply(gradients[start:start + len(group)], group)
+            start += len(group)
+        return self._update_metrics(labels, probabilities, member_losses)
+
+    def test_step(self, data):
+        images, labels = data
+        probabilities = self(images, training=False)
+        return self._update_metrics(labels, probabilities,
+                                    self._member_losses(labels, probabilities))
+
+
+def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: int,
+              steps_per_execution: int = 32, verbose: int = 0, callbacks=None):
+    """Train compiled members together; returns one Keras-style history dict per member."""
+    for member in members:
+        member.optimizer.build(member.trainable_variables)
+    fused = FusedModels(members)
+    # The members' own optimizers do the updates; this one only satisfies compile().
+    fused.compile(optimizer=keras.optimizers.SGD(), steps_per_execution=steps_per_execution,
+                  jit_compile=False)
+    history = fused.fit(train_batches, validation_data=val_batches, epochs=epochs,
+                        verbose=verbose, callbacks=callbacks, shuffle=False).history
+    return fused, [_member_history(history, k) for k in range(len(members))]
+
+
+def evaluate_fused(fused: FusedModels, images: np.ndarray, labels: np.ndarray,
+                   batch_size: int = 1024) -> list[dict]:
+    """Test loss and accuracy of every member, from one pass over the images."""
+    logs = fused.evaluate(images, labels, batch_size=batch_size, verbose=0, return_dict=True)
+    return [{"loss": float(logs[f"m{k}_loss"]), "accuracy": float(logs[f"m{k}_accuracy"])}
+            for k in range(fused.size)]
+
+
+def _member_history(history: dict, k: int) -> dict:
+    prefix = f"m{k}_"
+    member = {}
+    for key, series in history.items():
+        split = "val_" if key.startswith("val_") else ""
+        name = key[len(split):]
+        if name.startswith(prefix):
+            member[split + name[len(prefix):]] = [float(v) for v in series]
+    return member
