@@ -128,8 +128,10 @@ class FusedModels(keras.Model):
         return tf.reduce_mean(losses, axis=0)
 
     def _update_metrics(self, labels, probabilities, member_losses):
+        # Weighted by batch size, as Keras' own loss tracker does (the last batch is short).
+        batch_size = tf.shape(labels)[0]
         for k in range(self.size):
-            self.loss_trackers[k].update_state(member_losses[k])
+            self.loss_trackers[k].update_state(member_losses[k], sample_weight=batch_size)
             self.accuracy_trackers[k].update_state(labels, probabilities[:, k])
         return {metric.name: metric.result() for metric in self.metrics}
 

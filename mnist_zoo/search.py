@@ -53,6 +53,8 @@ CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
 METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "test_loss", "test_accuracy"]
 SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+# Axes that only change the optimizer: trials differing in these alone can be fused.
+OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
 # A trial diverged when its loss turned NaN/inf, or rose far above a guess's: cross-entropy
 # of a uniform guess over 10 classes is ln 10 = 2.3, and no learning run ends 100x above it.
 DIVERGED_LOSS = 100 * math.log(10)
@@ -192,6 +194,13 @@ def write_results_csv(project_dir: Path, csv_path: Path) -> "pandas.DataFrame":
     return table
 
 
+def fusion_key(values: dict) -> str:
+    """Trials with equal keys differ only in optimizer settings, so they see the same
+    batches and can be trained together."""
+    shared = {k: v for k, v in values.items() if k not in OPTIMIZER_AXES}
+    return hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()
+
+
 def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
@@ -213,6 +222,9 @@ def _make_tuner_class():
     import keras_tuner as kt
     import tensorflow as tf
 
+    import pandas as pd
+
+    from mnist_zoo.fused import can_fuse, evaluate_fused, fit_fused
     from mnist_zoo.models import build_model, model_settings
     from mnist_zoo.train import STEPS_PER_EXECUTION
 
@@ -230,7 +242,9 @@ def _make_tuner_class():
         train_size: int | None = None
 
         def build(self, hp):
-            values = hp.values
+            return self.build_values(hp.values)
+
+        def build_values(self, values: dict):
             decay_steps = 1000
             if self.train_size:
                 decay_steps = math.ceil(self.train_size / values["batch_size"]) * values["epochs"]
@@ -269,19 +283,26 @@ def _make_tuner_class():
 
     class ZooTuner(kt.Tuner):
         """A grid tuner whose run_trial trains with the trial's batch size and epochs,
-        records everything about the trial in its folder, and never lets one bad
-        trial stop the grid."""
+        records everything about the trial, and never lets one bad trial stop the grid.
+
+        With fuse=True the first trial of a fusion group (grid points that differ
+        only in optimizer settings) trains the whole group at once (mnist_zoo.fused);
+        the group's other trials then find their run already done. Runs live in
+        <project>/runs/<values hash>/ (history.csv, model.keras, run.json).
+        """
 
         def __init__(self, axes: dict, objective, *, total_trials: int, results_csv: Path,
-                     seed: int, **kwargs):
+                     seed: int, fuse: bool = True, **kwargs):
+            self.points = grid_points(axes)
             oracle = ResumableGridOracle(
-                grid_points(axes), objective=objective, seed=seed,
+                self.points, objective=objective, seed=seed,
                 hyperparameters=make_hyperparameters(axes),
                 # A failed trial is recorded and the grid goes on; only an unbroken run
                 # of failures (a broken setup rather than a bad setting) stops it.
                 max_consecutive_failed_trials=max(3, min(10, total_trials)))
             super().__init__(oracle, ZooHyperModel(), **kwargs)
             self.total_trials, self.results_csv, self.seed = total_trials, results_csv, seed
+            self.fuse = fuse
             self.session_seconds: list[float] = []
 
         def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
@@ -290,58 +311,105 @@ def _make_tuner_class():
             result_path = trial_dir / "result.json"
             if result_path.exists():  # finished before a kill, but the oracle never heard
                 return self._objective_dict(json.loads(result_path.read_text()))
-            started = time.perf_counter()
             row = {"trial_id": trial.trial_id, **values}
             try:
-                row.update(self._train(trial, values, data, trial_dir, fit_verbose))
+                row.update(self._run_of(values, data, fit_verbose))
             except Exception as err:  # record, then let keras-tuner mark the trial failed
-                row.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-                self._record(row, trial_dir, started, data)
+                row.update({"status": "failed", "error": f"{type(err).__name__}: {err}",
+                            "seconds": 0.0, "dataset": data.name, "seed": self.seed})
+                self._record(row, trial_dir)
                 raise kt.errors.FailedTrialError(row["error"]) from err
-            self._record(row, trial_dir, started, data)
+            self._record(row, trial_dir)
             return self._objective_dict(row)
 
-        def _train(self, trial, values, data, trial_dir, verbose):
+        # ----------------------------------------------------------------- training
+        def _run_dir(self, values: dict) -> Path:
+            digest = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()
+            return Path(self.project_dir) / "runs" / digest[:16]
+
+        def _run_of(self, values: dict, data, verbose: int) -> dict:
+            """The finished run for these values, training it (and its group) if needed."""
+            run_json = self._run_dir(values) / "run.json"
+            if not run_json.exists():
+                lock_path = Path(self.project_dir) / "runs" / f"{fusion_key(values)[:16]}.lock"
+                lock_path.parent.mkdir(parents=True, exist_ok=True)
+                # Distributed workers: one of them trains a group, the others wait for it.
+                with open(lock_path, "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if not run_json.exists():
+                        group = [values, *[p for p in self._fusion_group(values)
+                                           if p != values
+                                           and not (self._run_dir(p) / "run.json").exists()]]
+                        self._train_together(group, data, verbose)
+            return json.loads(run_json.read_text())
+
+        def _fusion_group(self, values: dict) -> list[dict]:
+            if not self.fuse or not can_fuse(build_model(values["model"], compile=False)):
+                return [values]
+            key = fusion_key(values)
+            return [p for p in self.points if fusion_key(p) == key]
+
+        def _train_together(self, group: list[dict], data, verbose: int) -> None:
             # Graphs of earlier trials would otherwise pile up in this process.
             keras.backend.clear_session()
-            keras.utils.set_random_seed(self.seed)
             self.hypermodel.train_size = len(data.x_train)
-            model = self.hypermodel.build(trial.hyperparameters)
-            history_path = trial_dir / "history.csv"
-            fit = model.fit(
-                data_lib.make_batches(data.x_train, data.y_train, values["batch_size"],
-                                      shuffle=True, augment=values.get("augment"),
-                                      seed=self.seed),
-                validation_data=data_lib.make_batches(data.x_val, data.y_val, 1024),
-                epochs=values["epochs"], verbose=verbose, shuffle=False,
-                callbacks=[keras.callbacks.CSVLogger(str(history_path)),
-                           keras.callbacks.TerminateOnNaN()])
-            history = fit.history
+            models = []
+            for values in group:
+                keras.utils.set_random_seed(self.seed)  # each starts as it would alone
+                models.append(self.hypermodel.build_values(values))
+            first = group[0]
+            train_batches = data_lib.make_batches(
+                data.x_train, data.y_train, first["batch_size"], shuffle=True,
+                augment=first.get("augment"), seed=self.seed)
+            val_batches = data_lib.make_batches(data.x_val, data.y_val, 1024)
+            started = time.perf_counter()
+            if len(models) == 1:
+                histories = [models[0].fit(
+                    train_batches, validation_data=val_batches, epochs=first["epochs"],
+                    verbose=verbose, shuffle=False,
+                    callbacks=[keras.callbacks.TerminateOnNaN()]).history]
+                tests = [models[0].evaluate(data.x_test, data.y_test, batch_size=1024,
+                                            verbose=0, return_dict=True)]
+            else:
+                fused, histories = fit_fused(models, train_batches, val_batches,
+                                             first["epochs"], STEPS_PER_EXECUTION, verbose)
+                tests = evaluate_fused(fused, data.x_test, data.y_test)
+            seconds = (time.perf_counter() - started) / len(models)
+            for values, model, history, test in zip(group, models, histories, tests):
+                self._save_run(values, model, history, test, seconds, len(models), data)
+
+        def _save_run(self, values, model, history, test, seconds, group_size, data):
+            run_dir = self._run_dir(values)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(history).rename_axis("epoch").to_csv(run_dir / "history.csv")
             last = {key: float(series[-1]) for key, series in history.items()}
             losses = history.get("loss", [])
-            diverged = not losses or not all(map(_finite, losses)) or losses[-1] > DIVERGED_LOSS
-            test = ({"loss": math.nan, "accuracy": math.nan} if diverged else
-                    model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
-                                   return_dict=True))
-            diverged = diverged or not _finite(test["loss"])
+            diverged = (not losses or not all(map(_finite, losses))
+                        or losses[-1] > DIVERGED_LOSS or not _finite(test["loss"]))
             if not diverged:
-                model.save(trial_dir / "model.keras")
-            return {
+                model.save(run_dir / "model.keras")
+            relative = lambda name: str((run_dir / name).relative_to(self.results_csv.parent))  # noqa: E731
+            run = {
                 # train_* are the last epoch's running figures, as Keras reports them.
                 "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),
                 "val_loss": last.get("val_loss", math.nan),
                 "val_accuracy": last.get("val_accuracy", math.nan),
-                "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-                "epochs_run": len(history.get("loss", [])), "params": model.count_params(),
+                "test_loss": float(test["loss"]) if not diverged else math.nan,
+                "test_accuracy": float(test["accuracy"]) if not diverged else math.nan,
+                "epochs_run": len(losses), "params": model.count_params(),
                 "status": "diverged" if diverged else "completed", "error": "",
-                "history_path": str(history_path.relative_to(self.results_csv.parent)),
-                "model_path": "" if diverged else
-                str((trial_dir / "model.keras").relative_to(self.results_csv.parent)),
+                # A fused group's wall time is shared out evenly among its trials.
+                "seconds": round(seconds, 2), "trained_with": group_size,
+                "dataset": data.name, "seed": self.seed,
+                "history_path": relative("history.csv"),
+                "model_path": "" if diverged else relative("model.keras"),
             }
+            tmp = run_dir / "run.json.tmp"
+            tmp.write_text(json.dumps(run, indent=1))
+            os.replace(tmp, run_dir / "run.json")  # written last: the run is complete
 
-        def _record(self, row, trial_dir, started, data):
-            seconds = time.perf_counter() - started
-            row.update({"seconds": round(seconds, 2), "dataset": data.name, "seed": self.seed})
+        # ----------------------------------------------------------------- bookkeeping
+        def _record(self, row, trial_dir):
             for column in METRIC_COLUMNS:
                 row.setdefault(column, math.nan)
             trial_dir.mkdir(parents=True, exist_ok=True)
@@ -349,7 +417,7 @@ def _make_tuner_class():
             tmp.write_text(json.dumps(row, indent=1))
             os.replace(tmp, trial_dir / "result.json")
             table = write_results_csv(Path(self.project_dir), self.results_csv)
-            self.session_seconds.append(seconds)
+            self.session_seconds.append(row["seconds"])
             print(progress_line(row, len(table), self.total_trials, self.session_seconds),
                   flush=True)
 
@@ -382,11 +450,13 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            epochs: int | None = None, subset: int | None = None, seed: int | None = None,
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
-           role: str | None = None):
+           role: str | None = None, fuse: bool = True):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
     (the KERASTUNER_* environment variables must then be set).
+    fuse: train trials that differ only in optimizer settings together (mnist_zoo.fused);
+    False trains one trial at a time.
     """
     import keras_tuner as kt
 
@@ -409,7 +479,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         axes, kt.Objective(objective, "min" if objective.endswith("loss") else "max"),
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # _guard_project already cleared the folder when asked to
-        total_trials=total, results_csv=results_csv, seed=seed)
+        total_trials=total, results_csv=results_csv, seed=seed, fuse=fuse)
     if role == "chief":
         print(f"chief: serving grid {spec['name']} ({total} trials) on "
               f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
@@ -514,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-top", type=int, default=3, metavar="K",
                         help="export the best K models as SavedModel and .keras (default 3)")
     parser.add_argument("--top", type=int, default=3, help="rows of the best-trials table")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="train one trial at a time instead of fusing trials that differ "
+                             "only in optimizer settings (slower, same results)")
     parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
     dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
     role = dist.add_mutually_exclusive_group()
@@ -550,7 +623,7 @@ def main(argv=None) -> int:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
                epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
-               role=role)
+               role=role, fuse=not args.no_fuse)
     except (GridError, data_lib.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
