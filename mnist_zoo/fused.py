@@ -61,14 +61,12 @@ class FusedModels(keras.Model):
             raise ValueError("FusedModels needs identical chains of Conv2D/Dense/pooling layers")
         self.members = members
         self.size = len(members)
-        names = [f"m{k}" for k in range(self.size)]
-        self.loss_trackers = [keras.metrics.Mean(name=f"{n}_loss") for n in names]
-        self.accuracy_trackers = [keras.metrics.SparseCategoricalAccuracy(name=f"{n}_accuracy")
-                                  for n in names]
+        self.loss_tracker = MemberMeans(self.size, name="loss")
+        self.accuracy_tracker = MemberMeans(self.size, name="accuracy")
 
     @property
     def metrics(self):
-        return [*self.loss_trackers, *self.accuracy_trackers]
+        return [self.loss_tracker, self.accuracy_tracker]
 
     def call(self, images, training=False):
         x, state = images, "shared"  # shared input -> "channels" (B,H,W,K*C) -> "stacked" (B,K,F)
@@ -129,10 +127,11 @@ class FusedModels(keras.Model):
 
     def _update_metrics(self, labels, probabilities, member_losses):
         # Weighted by batch size, as Keras' own loss tracker does (the last batch is short).
-        batch_size = tf.shape(labels)[0]
-        for k in range(self.size):
-            self.loss_trackers[k].update_state(member_losses[k], sample_weight=batch_size)
-            self.accuracy_trackers[k].update_state(labels, probabilities[:, k])
+        batch_size = tf.cast(tf.shape(labels)[0], tf.float32)
+        hits = tf.cast(tf.equal(tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+                                tf.cast(labels, tf.int32)[:, None]), tf.float32)
+        self.loss_tracker.update_state(member_losses, batch_size)
+        self.accuracy_tracker.update_state(tf.reduce_mean(hits, axis=0), batch_size)
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):
@@ -156,17 +155,39 @@ class FusedModels(keras.Model):
                                     self._member_losses(labels, probabilities))
 
 
+class MemberMeans(keras.metrics.Metric):
+    """Running means of a (K,) vector, one per member: one metric instead of K, since
+    per-op overhead is what fusing is fighting."""
+
+    def __init__(self, size: int, name: str):
+        super().__init__(name=name)
+        self.total = self.add_variable((size,), initializer="zeros", name="total")
+        self.count = self.add_variable((), initializer="zeros", name="count")
+
+    def update_state(self, values, weight):
+        self.total.assign_add(values * weight)
+        self.count.assign_add(weight)
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+
 def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: int,
-              steps_per_execution: int = 32, verbose: int = 0, callbacks=None):
-    """Train compiled members together; returns one Keras-style history dict per member."""
+              steps_per_execution: int = 32, verbose: int = 0):
+    """Train compiled members together; returns one Keras-style history dict per member.
+
+    Keras' progress bar cannot show per-member vectors, so verbose prints one line per
+    epoch of our own instead.
+    """
     for member in members:
         member.optimizer.build(member.trainable_variables)
     fused = FusedModels(members)
     # The members' own optimizers do the updates; this one only satisfies compile().
     fused.compile(optimizer=keras.optimizers.SGD(), steps_per_execution=steps_per_execution,
                   jit_compile=False)
+    callbacks = [EpochLine(len(members))] if verbose else []
     history = fused.fit(train_batches, validation_data=val_batches, epochs=epochs,
-                        verbose=verbose, callbacks=callbacks, shuffle=False).history
+                        verbose=0, callbacks=callbacks, shuffle=False).history
     return fused, [_member_history(history, k) for k in range(len(members))]
 
 
@@ -174,16 +195,22 @@ def evaluate_fused(fused: FusedModels, images: np.ndarray, labels: np.ndarray,
                    batch_size: int = 1024) -> list[dict]:
     """Test loss and accuracy of every member, from one pass over the images."""
     logs = fused.evaluate(images, labels, batch_size=batch_size, verbose=0, return_dict=True)
-    return [{"loss": float(logs[f"m{k}_loss"]), "accuracy": float(logs[f"m{k}_accuracy"])}
+    return [{"loss": float(logs["loss"][k]), "accuracy": float(logs["accuracy"][k])}
             for k in range(fused.size)]
 
 
+class EpochLine(keras.callbacks.Callback):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = max(np.nan_to_num(np.asarray(logs.get("val_accuracy", logs["accuracy"]))))
+        print(f"  epoch {epoch + 1}: {self.size} models trained together, best accuracy "
+              f"{best:.4f}", flush=True)
+
+
 def _member_history(history: dict, k: int) -> dict:
-    prefix = f"m{k}_"
-    member = {}
-    for key, series in history.items():
-        split = "val_" if key.startswith("val_") else ""
-        name = key[len(split):]
-        if name.startswith(prefix):
-            member[split + name[len(prefix):]] = [float(v) for v in series]
-    return member
+    """Member k's share of the fused history: {'loss': [...], 'val_accuracy': [...], ...}."""
+    return {key: [float(np.asarray(value)[k]) for value in series]
+            for key, series in history.items()}

@@ -1,0 +1,143 @@
+"""The naive lab loop against mnist_zoo.search, on the same grid, data and seed, in one process.
+
+    python bench/grid_speed.py                       # bench/subgrid.toml: 27 trials, Fashion-MNIST
+    python bench/grid_speed.py --grid full           # the whole 81-trial grid
+    python bench/grid_speed.py --epochs 1 --subset 20000 --skip-naive
+
+The naive loop is what the lab scripts do: for every combination a fresh model and one
+`model.fit(..., validation_data=...)`, one step per call into TensorFlow, one trial at a
+time. It gets the very same seeded batches as the search, so accuracy differences
+measure what the speed-ups do to the numbers, not shuffling luck. Writes a Markdown
+table (and a per-trial CSV) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mnist_zoo import data as data_lib  # noqa: E402
+from mnist_zoo import search as search_lib  # noqa: E402
+from mnist_zoo.models import build_model  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+AXES = ["model", "activation", "learning_rate", "optimizer", "batch_size", "epochs"]
+
+
+def naive_loop(points: list[dict], data: data_lib.DigitData, seed: int) -> pd.DataFrame:
+    rows = []
+    for i, values in enumerate(points, start=1):
+        started = time.perf_counter()
+        keras.utils.set_random_seed(seed)
+        model = build_model(values["model"], activation=values["activation"],
+                            optimizer=values["optimizer"], learning_rate=values["learning_rate"])
+        history = model.fit(
+            data_lib.make_batches(data.x_train, data.y_train, values["batch_size"],
+                                  shuffle=True, seed=seed),
+            validation_data=data_lib.make_batches(data.x_val, data.y_val, 1024),
+            epochs=values["epochs"], verbose=0, shuffle=False).history
+        test = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
+                              return_dict=True)
+        seconds = time.perf_counter() - started
+        rows.append({**values, "val_accuracy": history["val_accuracy"][-1],
+                     "test_accuracy": test["accuracy"], "seconds": seconds})
+        print(f"naive [{i}/{len(points)}] {values['optimizer']} lr={values['learning_rate']} "
+              f"bs={values['batch_size']} -> val_acc {rows[-1]['val_accuracy']:.4f} "
+              f"({seconds:.1f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default=str(HERE / "subgrid.toml"))
+    parser.add_argument("--dataset", default="fashion_mnist", choices=data_lib.DATASETS)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="override the grid's epochs")
+    parser.add_argument("--subset", type=int, default=None, help="training images to use")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-naive", action="store_true", help="time the search only")
+    parser.add_argument("--no-fuse", action="store_true", help="search one trial at a time")
+    parser.add_argument("--out", default=str(HERE / "out"), help="folder for the tables")
+    args = parser.parse_args(argv)
+
+    spec = search_lib.load_grid(args.grid)
+    if args.epochs:
+        spec["axes"]["epochs"] = [args.epochs]
+    points = search_lib.grid_points(spec["axes"])
+    data = data_lib.load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    label = f"{spec['name']}_{args.dataset}_e{spec['axes']['epochs'][0]}"
+    print(f"{len(points)} trials, {len(data.x_train)} training images, {os.cpu_count()} CPUs")
+
+    timings = {}
+    naive = None
+    if not args.skip_naive:
+        started = time.perf_counter()
+        naive = naive_loop(points, data, args.seed)
+        timings["naive loop"] = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        grid_file = Path(tmp) / f"{spec['name']}.toml"
+        grid_file.write_text(_grid_toml(spec["axes"]))
+        started = time.perf_counter()
+        fast = search_lib.search(str(grid_file), data=data, out=Path(tmp) / "results",
+                                 seed=args.seed, export_top=0, show_top=3, verbose=0,
+                                 fuse=not args.no_fuse, dataset=args.dataset)
+        timings["mnist_zoo.search"] = time.perf_counter() - started
+
+    table = [f"| run | wall time | trials/min |", "| --- | ---: | ---: |"]
+    for name, seconds in timings.items():
+        table.append(f"| {name} | {seconds:.0f} s ({seconds / 60:.1f} min) | "
+                     f"{len(points) / seconds * 60:.1f} |")
+    lines = [f"Grid `{spec['name']}` ({len(points)} trials × {spec['axes']['epochs'][0]} epochs), "
+             f"{args.dataset}, {len(data.x_train)} training images, seed {args.seed}:", "",
+             *table, ""]
+    if naive is not None:
+        merged = naive.merge(fast[AXES + ["val_accuracy", "test_accuracy", "status"]],
+                             on=AXES, suffixes=("_naive", "_search"))
+        merged.to_csv(out / f"{label}_trials.csv", index=False)
+        ratio = timings["naive loop"] / timings["mnist_zoo.search"]
+        diff = (merged["val_accuracy_naive"] - merged["val_accuracy_search"]).abs() * 100
+        test_diff = (merged["test_accuracy_naive"] - merged["test_accuracy_search"]).abs() * 100
+        lines += [f"**Speed-up: {ratio:.1f}×.** Per-trial accuracy, search vs naive: mean "
+                  f"absolute difference {diff.mean():.2f} points (validation), "
+                  f"{test_diff.mean():.2f} points (test); median {diff.median():.2f}, "
+                  f"max {diff.max():.2f}.", "",
+                  merged.assign(**{c: merged[c].round(4) for c in merged.columns
+                                   if "accuracy" in c})
+                  .drop(columns=["model", "activation", "epochs"]).to_markdown(index=False)
+                  if _has_tabulate() else merged.to_string(index=False)]
+    report = "\n".join(lines) + "\n"
+    (out / f"{label}.md").write_text(report)
+    print("\n" + report)
+    return 0
+
+
+def _grid_toml(axes: dict) -> str:
+    def fmt(value):
+        return f'"{value}"' if isinstance(value, str) else repr(value)
+    body = "\n".join(f"{axis} = [{', '.join(fmt(v) for v in values)}]"
+                     for axis, values in axes.items())
+    return f"[axes]\n{body}\n"
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401  (pandas' to_markdown needs it)
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
