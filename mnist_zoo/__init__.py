@@ -5,7 +5,14 @@ import os
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) hides our own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_zoo.models import build_lenet5, build_model, list_models, register_model  # noqa: E402
-
 __all__ = ["build_lenet5", "build_model", "list_models", "register_model"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Imported on first use: `python -m mnist_zoo.plot --help` should not wait for Keras.
+    if name in __all__:
+        from mnist_zoo import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'mnist_zoo' has no attribute {name!r}")

@@ -631,10 +631,13 @@ def plot_curves(res: Results, out: Path, fmt: str, top: int = 5) -> list[Chart]:
                               label=f"{rank}. {label}  ({res.format(trial[res.metric])})"))
     handles += [Line2D([], [], color="grey", linestyle="-", label="train"),
                 Line2D([], [], color="grey", linestyle="--", label="validation")]
+    last_epoch = max(len(history) for _, history in histories)
     for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
         ax.set_title(key)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # Whole epochs only; a fixed range keeps a one-epoch grid from zooming to 0.99-1.01.
+        ax.set_xlim(0.5, last_epoch + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(True)
     acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
