@@ -5,10 +5,12 @@
 
 Grids are TOML files (search/*.toml): an [axes] table of lists, one trial per
 combination, and an optional [settings] table (subset, validation_size, seed).
-keras-tuner's GridSearch oracle enumerates the grid; each finished trial is written
-to <out>/tuner/<grid>/trial_*/result.json and the whole table to
-<out>/experiment_results.csv (atomic replace). Rerunning the same command resumes:
-only the trials not yet finished are run. --overwrite starts afresh.
+keras-tuner's grid oracle enumerates the grid; each finished trial is written to
+<out>/tuner/<grid>/trial_*/result.json (its model and history.csv under runs/) and
+the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
+only in optimizer settings are trained together as one wide graph (mnist_zoo.fused;
+--no-fuse trains them one by one). Rerunning the same command resumes: only the
+trials not yet finished are run. --overwrite starts afresh.
 
 Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
     python -m mnist_zoo.search --grid full --chief  &         # the oracle
@@ -19,7 +21,6 @@ Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import hashlib
 import itertools
