@@ -95,7 +95,7 @@ def main(argv=None) -> int:
                                  fuse=not args.no_fuse, dataset=args.dataset)
         timings["mnist_zoo.search"] = time.perf_counter() - started
 
-    table = [f"| run | wall time | trials/min |", "| --- | ---: | ---: |"]
+    table = ["| run | wall time | trials/min |", "| --- | ---: | ---: |"]
     for name, seconds in timings.items():
         table.append(f"| {name} | {seconds:.0f} s ({seconds / 60:.1f} min) | "
                      f"{len(points) / seconds * 60:.1f} |")

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
              f"- trial 1: {peaks[0]:.0f} MiB; trial {start + 1}: {peaks[start]:.0f} MiB; "
              f"last (trial {len(peaks)}): {peaks[-1]:.0f} MiB; max {max(peaks):.0f} MiB",
              f"- growth from trial {start + 1} to the last: {growth:+.1f} %",
-             f"- every 10th trial: " + ", ".join(f"{p:.0f}" for p in peaks[::10]) + " MiB"]
+             "- every 10th trial: " + ", ".join(f"{p:.0f}" for p in peaks[::10]) + " MiB"]
     report = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

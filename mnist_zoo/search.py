@@ -173,7 +173,7 @@ def grid_points(axes: dict) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- results table
-def write_results_csv(project_dir: Path, csv_path: Path) -> "pandas.DataFrame":
+def write_results_csv(project_dir: Path, csv_path: Path):
     """Rebuild the CSV from every trial's result.json, replacing the file atomically.
 
     The trial folders are the source of truth, so a resumed or distributed search
