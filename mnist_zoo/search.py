@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
@@ -230,6 +231,11 @@ def _make_tuner_class():
     from mnist_zoo.train import STEPS_PER_EXECUTION
 
     TrialStatus = kt.engine.trial.TrialStatus
+
+    @functools.cache
+    def fusable(model_name: str) -> bool:
+        return can_fuse(build_model(model_name, compile=False))
+
     # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
     tf.get_logger().setLevel("ERROR")
 
@@ -331,21 +337,44 @@ def _make_tuner_class():
         def _run_of(self, values: dict, data, verbose: int) -> dict:
             """The finished run for these values, training it (and its group) if needed."""
             run_json = self._run_dir(values) / "run.json"
-            if not run_json.exists():
-                lock_path = Path(self.project_dir) / "runs" / f"{fusion_key(values)[:16]}.lock"
-                lock_path.parent.mkdir(parents=True, exist_ok=True)
-                # Distributed workers: one of them trains a group, the others wait for it.
-                with open(lock_path, "w") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
-                    if not run_json.exists():
-                        group = [values, *[p for p in self._fusion_group(values)
-                                           if p != values
-                                           and not (self._run_dir(p) / "run.json").exists()]]
-                        self._train_together(group, data, verbose)
+            while not run_json.exists():
+                if self._train_group_of(values, data, verbose, wait=False):
+                    continue
+                # Another worker is training this group: rather than wait, train a
+                # group nobody has started, then look again.
+                if not self._train_some_other_group(data, verbose):
+                    self._train_group_of(values, data, verbose, wait=True)
             return json.loads(run_json.read_text())
 
+        def _train_group_of(self, values: dict, data, verbose: int, wait: bool) -> bool:
+            """Train the unfinished trials of values' fusion group, holding the group's
+            lock; False when another process holds it and wait is False."""
+            lock_path = Path(self.project_dir) / "runs" / f"{fusion_key(values)[:16]}.lock"
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock_path, "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    return False
+                group = [p for p in self._fusion_group(values)
+                         if not (self._run_dir(p) / "run.json").exists()]
+                if group:
+                    self._train_together(group, data, verbose)
+            return True
+
+        def _train_some_other_group(self, data, verbose: int) -> bool:
+            for values in self.points:
+                if (self._run_dir(values) / "run.json").exists():
+                    continue
+                try:
+                    if self._train_group_of(values, data, verbose, wait=False):
+                        return True
+                except Exception:  # its own trial will run it again and record the error
+                    return False
+            return False
+
         def _fusion_group(self, values: dict) -> list[dict]:
-            if not self.fuse or not can_fuse(build_model(values["model"], compile=False)):
+            if not self.fuse or not fusable(values["model"]):
                 return [values]
             key = fusion_key(values)
             return [p for p in self.points if fusion_key(p) == key]
@@ -588,6 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fuse", action="store_true",
                         help="train one trial at a time instead of fusing trials that differ "
                              "only in optimizer settings (slower, same results)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train in N local processes (keras-tuner's distributed mode on "
+                             "127.0.0.1); 2 fills both cores of a 2-core machine")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra-op threads per process (default: TensorFlow's "
+                             "choice; with --jobs N: cores / N)")
     parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
     dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
     role = dist.add_mutually_exclusive_group()
@@ -597,6 +632,38 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--oracle", default="127.0.0.1:8000", metavar="HOST:PORT",
                       help="the chief's address (default 127.0.0.1:8000)")
     return parser
+
+
+def run_local_jobs(args, argv: list[str]) -> int:
+    """--jobs N: a chief and N workers on this machine, through keras-tuner's distributed
+    mode; the chief prints the best trials and exports them when all are done."""
+    import socket
+    import subprocess
+
+    if args.overwrite:  # done here once, before any process can start on the folder
+        spec = load_grid(args.grid)
+        shutil.rmtree(Path(args.out) / "tuner" / spec["name"], ignore_errors=True)
+        (Path(args.out) / RESULTS_CSV).unlink(missing_ok=True)
+    with socket.socket() as sock:  # a free port for the chief
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    passed_on = [a for a in argv if a != "--overwrite"]
+    for flag in ("--jobs", "--threads"):  # drop "--flag N" and "--flag=N"
+        passed_on = [a for i, a in enumerate(passed_on) if not a.startswith(flag + "=")
+                     and a != flag and not (i and passed_on[i - 1] == flag)]
+    base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    chief = subprocess.Popen([*base, "--chief"])
+    time.sleep(2)  # let the chief open its port before the workers ask for trials
+    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)])
+               for i in range(args.jobs)]
+    try:
+        codes = [w.wait() for w in workers] + [chief.wait()]
+    except KeyboardInterrupt:
+        for process in (*workers, chief):
+            process.terminate()
+        raise
+    return max(codes)
 
 
 def list_grids() -> None:
@@ -615,6 +682,12 @@ def main(argv=None) -> int:
         list_grids()
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
+    if args.jobs > 1 and role is None:
+        return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     if role:
         host, _, port = args.oracle.rpartition(":")
         os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
