@@ -110,7 +110,7 @@ AXIS_CHECKS = {
 def find_grid(grid: str) -> Path:
     """A grid's file: a path as given, else NAME.toml in the known grid folders."""
     path = Path(grid)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # (a folder named like a grid is no grid)
         if not path.is_file():
             raise GridError(f"grid file {path} does not exist")
         return path
@@ -658,7 +658,10 @@ def run_local_jobs(args, argv: list[str]) -> int:
     workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)])
                for i in range(args.jobs)]
     try:
-        codes = [w.wait() for w in workers] + [chief.wait()]
+        codes = [w.wait() for w in workers]
+        if any(codes):  # the chief would wait forever for trials nobody will run
+            chief.terminate()
+        codes.append(chief.wait())
     except KeyboardInterrupt:
         for process in (*workers, chief):
             process.terminate()

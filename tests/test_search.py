@@ -160,6 +160,12 @@ def test_unknown_grid_name_lists_the_built_in_ones():
         search_lib.load_grid("ful")
 
 
+def test_a_folder_named_like_a_grid_is_not_taken_for_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "full").mkdir()  # e.g. --out full
+    assert search_lib.load_grid("full")["path"].parent.name == "search"
+
+
 def test_built_in_grids_have_the_promised_sizes():
     sizes = {name: search_lib.grid_size(search_lib.load_grid(name)["axes"])
              for name in ("full", "mlp", "quick", "smoke")}
@@ -221,3 +227,20 @@ def test_search_help_names_every_option():
     for option in ("--grid", "--dataset", "--data-dir", "--out", "--epochs", "--subset", "--seed",
                    "--overwrite", "--export-top", "--objective", "--chief", "--worker"):
         assert option in text
+
+
+def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path):
+    out = tmp_path / "out"
+    (out / "tuner" / "smoke").mkdir(parents=True)
+    (out / "tuner" / "smoke" / "stale.txt").write_text("from an earlier search")
+    result = run_search("--grid", "smoke", "--out", str(out), "--jobs", "2", "--overwrite",
+                        "--export-top", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (out / "tuner" / "smoke" / "stale.txt").exists()
+    assert result.stdout.count("grid smoke: 4 trials") == 2  # two workers loaded the data
+    table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
+    assert len(table) == 4 and table["trial_id"].is_unique
+    assert grid_values(table) == expected_values("smoke")
+    assert (table["status"] == "completed").all()
+    assert [p.name for p in (out / "models").iterdir()] == \
+        [f"top1_trial_{table.sort_values('val_accuracy').iloc[-1].trial_id}"]
