@@ -193,6 +193,14 @@ def _to_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 
 
+def add_data_arguments(parser) -> None:
+    """--dataset and --data-dir, the same on every command that loads data."""
+    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the four IDX files (or set {DATA_DIR_ENV}); "
+                             "default: Keras' cached download")
+
+
 # --------------------------------------------------------------------------- pipelines
 def parse_augment(augment) -> tuple[str, ...]:
     """Accept None/'none', 'all', 'rotate+zoom', 'rotate,zoom' or a list of names."""

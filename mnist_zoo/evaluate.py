@@ -211,17 +211,14 @@ def plot_gallery(x: np.ndarray, y: np.ndarray, predicted: np.ndarray, confidence
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    from mnist_zoo.data import DATA_DIR_ENV, DATASETS
+    from mnist_zoo.data import add_data_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m mnist_zoo.evaluate", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
                         help=".keras file, SavedModel folder or run folder to evaluate")
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the four IDX files (or set {DATA_DIR_ENV}); "
-                             "default: Keras' cached download")
+    add_data_arguments(parser)
     parser.add_argument("--split", default="test", choices=SPLITS,
                         help="which images to score (val and train as train.py splits them)")
     parser.add_argument("--out", default=None,

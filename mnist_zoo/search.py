@@ -596,10 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", default="smoke",
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
-    parser.add_argument("--dataset", default="mnist", choices=data_lib.DATASETS)
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the four IDX files (or set {data_lib.DATA_DIR_ENV}); "
-                             "default: Keras' cached download")
+    data_lib.add_data_arguments(parser)
     parser.add_argument("--out", default="results", help="results folder (default: results/)")
     parser.add_argument("--epochs", type=int, default=None, help="override the grid's epochs")
     parser.add_argument("--subset", type=int, default=None,

@@ -172,10 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--augment", default="none",
                         help="training-time augmentation: none, all, or a '+'-joined subset of "
                              f"{', '.join(data_lib.AUGMENTATIONS)}")
-    parser.add_argument("--dataset", default="mnist", choices=data_lib.DATASETS)
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the four IDX files (or set {data_lib.DATA_DIR_ENV}); "
-                             "default: Keras' cached download")
+    data_lib.add_data_arguments(parser)
     parser.add_argument("--subset", type=int, default=None,
                         help="train on this many training images only")
     parser.add_argument("--validation-size", type=int, default=None,
