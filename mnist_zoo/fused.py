@@ -15,7 +15,8 @@ model, activation, batch size, epochs) are therefore trained together:
   optimizer updates only its member.
 
 Members see the same batches in the same order as a lone trial with the same
-seed, so results match one-at-a-time training up to float rounding.
+seed, so results match one-at-a-time training up to float rounding (and, for
+models with dropout, up to the random dropout masks).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ class MemberMeans(keras.metrics.Metric):
 
 def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: int,
               steps_per_execution: int = 32, verbose: int = 0):
-    """Train compiled members together; returns one Keras-style history dict per member.
+    """Train compiled members together; returns the fused model (for `evaluate_fused`)
+    and one Keras-style history dict per member.
 
     Keras' progress bar cannot show per-member vectors, so verbose prints one line per
     epoch of our own instead.
