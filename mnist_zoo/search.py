@@ -551,7 +551,12 @@ def _guard_project(project: Path, axes: dict, settings: dict, dataset: str, over
         raise GridError(f"{project} holds a search of a different grid, dataset or settings; "
                         "pass --overwrite to start afresh, or another --out")
     project.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint)
+    if not marker.exists():
+        # Atomic: with --jobs the chief and the workers all check this file at start-up,
+        # and a half-written one would read as a different grid.
+        tmp = marker.with_name(f".grid.json.{os.getpid()}")
+        tmp.write_text(fingerprint)
+        os.replace(tmp, marker)
 
 
 def ranked(table, objective: str):
