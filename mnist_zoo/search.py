@@ -10,7 +10,9 @@ keras-tuner's grid oracle enumerates the grid; each finished trial is written to
 the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
 only in optimizer settings are trained together as one wide graph (mnist_zoo.fused;
 --no-fuse trains them one by one). Rerunning the same command resumes: only the
-trials not yet finished are run. --overwrite starts afresh.
+trials not yet finished are run. --overwrite starts afresh. The same resuming lets a
+training process whose memory has grown past --max-memory-growth (TensorFlow keeps a
+little of every model built) replace itself with a fresh one mid-search.
 
 Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
     python -m mnist_zoo.search --grid full --chief  &         # the oracle
@@ -60,6 +62,26 @@ OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
 # A trial diverged when its loss turned NaN/inf, or rose far above a guess's: cross-entropy
 # of a uniform guess over 10 classes is ln 10 = 2.3, and no learning run ends 100x above it.
 DIVERGED_LOSS = 100 * math.log(10)
+
+
+class MemoryRestart(Exception):
+    """Raised after a trial when this process has grown past its memory allowance.
+
+    TensorFlow keeps a few MiB of every model a process has built, whatever
+    clear_session() says, so a long search climbs trial by trial. The search resumes
+    from its trial folders, so the cure is cheap: a fresh process (see main)."""
+
+
+def resident_mib() -> float | None:
+    """This process' resident memory now, in MiB (None where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 class GridError(ValueError):
@@ -299,7 +321,8 @@ def _make_tuner_class():
         """
 
         def __init__(self, axes: dict, objective, *, total_trials: int, results_csv: Path,
-                     seed: int, fuse: bool = True, **kwargs):
+                     seed: int, fuse: bool = True, max_memory_growth: float | None = None,
+                     **kwargs):
             self.points = grid_points(axes)
             oracle = ResumableGridOracle(
                 self.points, objective=objective, seed=seed,
@@ -311,6 +334,23 @@ def _make_tuner_class():
             self.total_trials, self.results_csv, self.seed = total_trials, results_csv, seed
             self.fuse = fuse
             self.session_seconds: list[float] = []
+            # Memory after the first trial this process trained; a later trial that ends
+            # max_memory_growth (a fraction) above it raises MemoryRestart.
+            self.max_memory_growth, self.baseline_mib = max_memory_growth, None
+            self.trained_here, self.trials_done = False, 0
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)  # the oracle hears of the trial first: nothing is lost
+            if not (self.max_memory_growth and self.trained_here):
+                return
+            now = resident_mib()
+            if now is None or self.trials_done >= self.total_trials:
+                return
+            if self.baseline_mib is None:
+                self.baseline_mib = now
+            elif now > self.baseline_mib * (1 + self.max_memory_growth):
+                raise MemoryRestart(f"memory grew from {self.baseline_mib:.0f} to {now:.0f} MiB "
+                                    f"(+{now / self.baseline_mib - 1:.1%}) since the first trial")
 
         def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
             trial_dir = Path(self.get_trial_dir(trial.trial_id))
@@ -382,6 +422,7 @@ def _make_tuner_class():
         def _train_together(self, group: list[dict], data, verbose: int) -> None:
             # Graphs of earlier trials would otherwise pile up in this process.
             keras.backend.clear_session()
+            self.trained_here = True
             self.hypermodel.train_size = len(data.x_train)
             models = []
             for values in group:
@@ -447,6 +488,7 @@ def _make_tuner_class():
             tmp.write_text(json.dumps(row, indent=1))
             os.replace(tmp, trial_dir / "result.json")
             table = write_results_csv(Path(self.project_dir), self.results_csv)
+            self.trials_done = len(table)
             self.session_seconds.append(row["seconds"])
             print(progress_line(row, len(table), self.total_trials, self.session_seconds),
                   flush=True)
@@ -480,13 +522,15 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            epochs: int | None = None, subset: int | None = None, seed: int | None = None,
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
-           role: str | None = None, fuse: bool = True):
+           role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
     (the KERASTUNER_* environment variables must then be set).
     fuse: train trials that differ only in optimizer settings together (mnist_zoo.fused);
     False trains one trial at a time.
+    max_memory_growth: raise MemoryRestart after a trial once this process' memory has
+    grown by this fraction since its first trial (the command line then restarts it).
     """
     import keras_tuner as kt
 
@@ -509,7 +553,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         axes, kt.Objective(objective, "min" if objective.endswith("loss") else "max"),
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # _guard_project already cleared the folder when asked to
-        total_trials=total, results_csv=results_csv, seed=seed, fuse=fuse)
+        total_trials=total, results_csv=results_csv, seed=seed, fuse=fuse,
+        max_memory_growth=max_memory_growth)
     if role == "chief":
         print(f"chief: serving grid {spec['name']} ({total} trials) on "
               f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
@@ -596,6 +641,13 @@ def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- command line
+def _percent(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -625,6 +677,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
                              "choice; with --jobs N: cores / N)")
+    parser.add_argument("--max-memory-growth", type=_percent, default=3.0, metavar="PCT",
+                        help="restart a training process (the search resumes where it was) "
+                             "once its memory has grown PCT %% since its first trial: "
+                             "TensorFlow keeps a few MiB of every model built (default 3; "
+                             "0 turns it off)")
     parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
     dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
     role = dist.add_mutually_exclusive_group()
@@ -681,7 +738,9 @@ def list_grids() -> None:
                 print(f"{path.stem:8s} {grid_size(spec['axes']):4d} trials  {spec['description']}")
 
 
-def main(argv=None) -> int:
+def main(argv=None, restartable: bool = False) -> int:
+    """The command line; restartable=True (python -m) lets a process whose memory grew
+    past --max-memory-growth replace itself with a fresh one (os.execv, same PID)."""
     args = build_parser().parse_args(argv)
     if args.list_grids:
         list_grids()
@@ -702,7 +761,14 @@ def main(argv=None) -> int:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
                epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
-               role=role, fuse=not args.no_fuse)
+               role=role, fuse=not args.no_fuse,
+               max_memory_growth=args.max_memory_growth / 100 if restartable else None)
+    except MemoryRestart as restart:
+        print(f"{restart}: restarting this process to give it back; the search resumes",
+              flush=True)
+        sys.stderr.flush()
+        again = [a for a in sys.argv[1:] if a != "--overwrite"]  # keep what is done
+        os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
     except (GridError, data_lib.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -714,4 +780,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(restartable=True))

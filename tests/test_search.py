@@ -244,3 +244,20 @@ def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path):
     assert (table["status"] == "completed").all()
     assert [p.name for p in (out / "models").iterdir()] == \
         [f"top1_trial_{table.sort_values('val_accuracy').iloc[-1].trial_id}"]
+
+
+def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_path):
+    # A tiny allowance makes the process restart after its second trial (every model
+    # built adds some MiB); the restarted process must pick up the remaining trials.
+    out = tmp_path / "out"
+    result = run_search("--grid", "smoke", "--out", str(out), "--no-fuse", "--export-top", "0",
+                        "--max-memory-growth", "0.000001")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "restarting this process" in result.stdout
+    assert result.stdout.count("grid smoke: 4 trials") >= 2  # the data loaded again, fresh
+    trial_lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(trial_lines) == 4  # each trial trained once, none twice
+    table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
+    assert len(table) == 4 and table["trial_id"].is_unique
+    assert grid_values(table) == expected_values("smoke")
+    assert (table["status"] == "completed").all()
