@@ -3,12 +3,19 @@
     python bench/grid_speed.py                       # bench/subgrid.toml: 27 trials, Fashion-MNIST
     python bench/grid_speed.py --grid full           # the whole 81-trial grid
     python bench/grid_speed.py --epochs 1 --subset 20000 --skip-naive
+    python bench/grid_speed.py --skip-search --naive-threads 1 \
+        --compare-naive bench/out/subgrid_fashion_mnist_e3_naive.csv    # float-rounding floor
 
 The naive loop is what the lab scripts do: for every combination a fresh model and one
 `model.fit(..., validation_data=...)`, one step per call into TensorFlow, one trial at a
 time. It gets the very same seeded batches as the search, so accuracy differences
 measure what the speed-ups do to the numbers, not shuffling luck. Writes a Markdown
-table (and a per-trial CSV) to --out.
+table (and per-trial CSVs) to --out.
+
+How far apart may two runs of the same trials land at all? --naive-threads 1 runs the
+naive loop with one intra-op thread instead of TensorFlow's default: the same
+arithmetic, summed in another order. --compare-naive then sets its accuracies against
+an earlier naive run: that difference is the floor for any faster implementation.
 """
 
 from __future__ import annotations
@@ -67,11 +74,20 @@ def main(argv=None) -> int:
     parser.add_argument("--subset", type=int, default=None, help="training images to use")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-naive", action="store_true", help="time the search only")
+    parser.add_argument("--skip-search", action="store_true", help="time the naive loop only")
+    parser.add_argument("--naive-threads", type=int, default=None,
+                        help="intra-op threads for the naive loop (default: TensorFlow's)")
+    parser.add_argument("--compare-naive", metavar="CSV", default=None,
+                        help="an earlier run's *_naive.csv to set this naive run against")
     parser.add_argument("--no-fuse", action="store_true", help="search one trial at a time")
     parser.add_argument("--jobs", type=int, default=2,
                         help="the search's --jobs (local processes; default 2 for 2 cores)")
     parser.add_argument("--out", default=str(HERE / "out"), help="folder for the tables")
     args = parser.parse_args(argv)
+    if args.naive_threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.naive_threads)
 
     spec = search_lib.load_grid(args.grid)
     if args.epochs:
@@ -89,6 +105,13 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         naive = naive_loop(points, data, args.seed)
         timings["naive loop"] = time.perf_counter() - started
+        suffix = f"_t{args.naive_threads}" if args.naive_threads else ""
+        naive.to_csv(out / f"{label}_naive{suffix}.csv", index=False)
+        if args.compare_naive:
+            print(accuracy_difference(pd.read_csv(args.compare_naive), naive,
+                                      "earlier naive run", "this naive run"))
+    if args.skip_search:
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         grid_file = Path(tmp) / f"{spec['name']}.toml"
         grid_file.write_text(_grid_toml(spec["axes"]))
@@ -117,12 +140,8 @@ def main(argv=None) -> int:
                              on=AXES, suffixes=("_naive", "_search"))
         merged.to_csv(out / f"{label}_trials.csv", index=False)
         ratio = timings["naive loop"] / list(timings.values())[-1]
-        diff = (merged["val_accuracy_naive"] - merged["val_accuracy_search"]).abs() * 100
-        test_diff = (merged["test_accuracy_naive"] - merged["test_accuracy_search"]).abs() * 100
-        lines += [f"**Speed-up: {ratio:.1f}×.** Per-trial accuracy, search vs naive: mean "
-                  f"absolute difference {diff.mean():.2f} points (validation), "
-                  f"{test_diff.mean():.2f} points (test); median {diff.median():.2f}, "
-                  f"max {diff.max():.2f}.", "",
+        lines += [f"**Speed-up: {ratio:.1f}×.** "
+                  + accuracy_difference(naive, fast, "naive", "search"), "",
                   merged.assign(**{c: merged[c].round(4) for c in merged.columns
                                    if "accuracy" in c})
                   .drop(columns=["model", "activation", "epochs"]).to_markdown(index=False)
@@ -131,6 +150,16 @@ def main(argv=None) -> int:
     (out / f"{label}.md").write_text(report)
     print("\n" + report)
     return 0
+
+
+def accuracy_difference(first: pd.DataFrame, second: pd.DataFrame, name1: str, name2: str) -> str:
+    """Mean, median and max absolute per-trial accuracy difference, in points."""
+    merged = first.merge(second, on=AXES, suffixes=("_1", "_2"))
+    diff = (merged["val_accuracy_1"] - merged["val_accuracy_2"]).abs() * 100
+    test_diff = (merged["test_accuracy_1"] - merged["test_accuracy_2"]).abs() * 100
+    return (f"Per-trial accuracy, {name2} vs {name1} ({len(merged)} trials): mean absolute "
+            f"difference {diff.mean():.2f} points (validation), {test_diff.mean():.2f} points "
+            f"(test); median {diff.median():.2f}, max {diff.max():.2f}.")
 
 
 def _grid_toml(axes: dict) -> str:

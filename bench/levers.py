@@ -29,7 +29,10 @@ CONFIGS = {
     "spe=32 + 1 intra-op thread": {"spe": 32, "threads": 1},
     "spe=32, 2 trials in 2 processes": {"spe": 32, "processes": 2},
     "spe=32, 9 trials fused (3 optimizers x 3 lr)": {"spe": 32, "fused": 9},
-    "spe=32, 9 fused, 2 processes": {"spe": 32, "fused": 9, "processes": 2},
+    "spe=32, 9 fused, 2 processes (TensorFlow's 2 threads each)":
+        {"spe": 32, "fused": 9, "processes": 2},
+    "spe=32, 9 fused, 2 processes × 1 intra-op thread":
+        {"spe": 32, "fused": 9, "processes": 2, "threads": 1},
 }
 
 
@@ -77,6 +80,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subset", type=int, default=20000)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--only", nargs="+", metavar="N", type=int, default=None,
+                        help="run only these configurations (1-based; the first, naive, always)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(HERE / "out"))
@@ -88,7 +93,9 @@ def main(argv=None) -> int:
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     rows = []
-    for name, config in CONFIGS.items():
+    for number, (name, config) in enumerate(CONFIGS.items(), start=1):
+        if args.only and number > 1 and number not in args.only:
+            continue
         cells = []
         for batch_size in args.batch_sizes:
             command = [sys.executable, __file__, "--one", json.dumps(config),
