@@ -693,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def without_overwrite(argv: list[str]) -> list[str]:
+    """The arguments less --overwrite (or an abbreviation argparse would take for it), for a
+    process that must go on with what is already done."""
+    return [a for a in argv if not (len(a) >= 4 and "--overwrite".startswith(a))]
+
+
 def run_local_jobs(args, argv: list[str]) -> int:
     """--jobs N: a chief and N workers on this machine, through keras-tuner's distributed
     mode; the chief prints the best trials and exports them when all are done."""
@@ -706,7 +712,7 @@ def run_local_jobs(args, argv: list[str]) -> int:
     with socket.socket() as sock:  # a free port for the chief
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    passed_on = [a for a in argv if a != "--overwrite"]
+    passed_on = without_overwrite(argv)
     for flag in ("--jobs", "--threads"):  # drop "--flag N" and "--flag=N"
         passed_on = [a for i, a in enumerate(passed_on) if not a.startswith(flag + "=")
                      and a != flag and not (i and passed_on[i - 1] == flag)]
@@ -767,7 +773,7 @@ def main(argv=None, restartable: bool = False) -> int:
         print(f"{restart}: restarting this process to give it back; the search resumes",
               flush=True)
         sys.stderr.flush()
-        again = [a for a in sys.argv[1:] if a != "--overwrite"]  # keep what is done
+        again = without_overwrite(sys.argv[1:])  # keep what is done
         os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
     except (GridError, data_lib.DataError) as err:
         print(f"error: {err}", file=sys.stderr)

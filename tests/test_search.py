@@ -261,3 +261,10 @@ def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_
     assert len(table) == 4 and table["trial_id"].is_unique
     assert grid_values(table) == expected_values("smoke")
     assert (table["status"] == "completed").all()
+
+
+def test_a_restarted_or_worker_process_never_gets_overwrite():
+    # argparse takes "--ov" for --overwrite: a restart passing it on would wipe the results.
+    argv = ["--grid", "full", "--ov", "--out", "x", "--overwrite", "--jobs", "2"]
+    assert search_lib.without_overwrite(argv) == ["--grid", "full", "--out", "x", "--jobs", "2"]
+    assert search_lib.build_parser().parse_args(["--ov"]).overwrite

@@ -1,0 +1,95 @@
+"""Where a fused training step spends its time, op by op (TensorFlow's profiler).
+
+    pip install xprof                       # the profiler's converter; not a dependency
+    python bench/profile_step.py --batch-size 64
+    python bench/profile_step.py --batch-size 16 --threads 2
+
+Builds 9 LeNet-5s (3 optimizers x 3 learning rates, as one fusion group of the full
+grid), traces a few hundred training steps on random images of MNIST's shape (the
+cost of an op does not depend on the pixel values), and prints the share of each op
+type in the profiled time. "IDLE" is the executor waiting between ops: per-op overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+OPTIMIZERS = [(o, lr) for o in ("sgd", "adam", "rmsprop") for lr in (0.01, 0.001, 0.0001)]
+
+
+def op_type_shares(xplane_path: str) -> list[tuple[str, float]]:
+    from xprof.convert import raw_to_tool_data
+
+    data, _ = raw_to_tool_data.xspace_to_tool_data([xplane_path], "framework_op_stats", {})
+    table = json.loads(data)[0]
+    columns = [column["id"] for column in table["cols"]]
+    by_type: collections.Counter = collections.Counter()
+    for row in table["rows"]:
+        cells = {key: (cell or {}).get("v") for key, cell in zip(columns, row["c"])}
+        by_type[cells["type"]] += cells["total_self_time"]
+    total = sum(by_type.values())
+    return [(name, seconds / total * 100) for name, seconds in by_type.most_common()]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (1, as each process of --jobs 2 on 2 cores)")
+    parser.add_argument("--activation", default="relu")
+    parser.add_argument("--steps", type=int, default=128)
+    parser.add_argument("--top", type=int, default=15, help="op types to list")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    import keras
+
+    from mnist_zoo.fused import FusedModels
+    from mnist_zoo.models import build_model
+
+    members = []
+    for optimizer, rate in OPTIMIZERS:
+        keras.utils.set_random_seed(0)
+        model = build_model("lenet5", activation=args.activation, optimizer=optimizer,
+                            learning_rate=rate)
+        model.optimizer.build(model.trainable_variables)
+        members.append(model)
+    fused = FusedModels(members)
+    rng = np.random.default_rng(0)
+    size = args.batch_size
+    images = tf.constant(rng.random((args.steps * size, 28, 28, 1), dtype=np.float32))
+    labels = tf.constant(rng.integers(0, 10, args.steps * size))
+
+    @tf.function
+    def train_steps():
+        for i in tf.range(args.steps):  # the same loop steps_per_execution builds
+            fused.train_step((images[i * size:(i + 1) * size], labels[i * size:(i + 1) * size]))
+
+    train_steps()  # trace and warm up outside the profile
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        train_steps()
+        tf.profiler.experimental.stop()
+        shares = op_type_shares(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0])
+    print(f"9 fused LeNet-5 ({args.activation}), batch {size}, {args.threads} thread(s): "
+          "share of profiled time by op type")
+    for name, percent in shares[:args.top]:
+        print(f"  {name:36s} {percent:5.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
