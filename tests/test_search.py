@@ -225,7 +225,8 @@ def test_search_help_names_every_option():
     text = subprocess.run([sys.executable, "-m", "mnist_zoo.search", "--help"],
                           capture_output=True, text=True, timeout=120, env=os.environ).stdout
     for option in ("--grid", "--dataset", "--data-dir", "--out", "--epochs", "--subset", "--seed",
-                   "--overwrite", "--export-top", "--objective", "--chief", "--worker"):
+                   "--overwrite", "--export-top", "--objective", "--chief", "--worker",
+                   "--jobs", "--max-memory-growth"):
         assert option in text
 
 
