@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from mnist_zoo.search import resident_mib
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -47,12 +49,7 @@ def tree_rss_mib(root: int) -> float:
     while todo:
         pid = todo.pop()
         todo += tree.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                total += next((int(line.split()[1]) for line in status
-                               if line.startswith("VmRSS:")), 0) / 1024
-        except OSError:
-            pass
+        total += resident_mib(pid) or 0.0
     return total
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,8 +43,6 @@ def op_type_shares(xplane_path: str) -> list[tuple[str, float]]:
 def conv_rate(batch_size: int, threads: int, members: int = 9, repeats: int = 20) -> float:
     """G multiply-adds per second per thread of LeNet-5's second convolution, fused:
     9 x 16 filters of 5x5 over 9 x 6 channels (a grouped convolution), 14x14 -> 10x10."""
-    import time
-
     import numpy as np
     import tensorflow as tf
 

@@ -72,10 +72,10 @@ class MemoryRestart(Exception):
     from its trial folders, so the cure is cheap: a fresh process (see main)."""
 
 
-def resident_mib() -> float | None:
-    """This process' resident memory now, in MiB (None where /proc is missing)."""
+def resident_mib(pid: int | str = "self") -> float | None:
+    """A process' resident memory now, in MiB (None where /proc is missing or it is gone)."""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
