@@ -11,6 +11,7 @@ import dataclasses
 import gzip
 import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
+    except PermissionError:
+        raise DataError(f"{path}: cannot be read (permission denied); make the file readable "
+                        "for this user, e.g. chmod a+r") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not an IDX file") from None
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
     except (OSError, EOFError) as err:  # EOFError: truncated gzip stream
         raise DataError(f"{path}: cannot read IDX file ({err}); the file is corrupt or "
                         "truncated, download it again") from err
@@ -90,24 +98,49 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=header_size).reshape(shape)
 
 
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def _find_idx(folder: Path, names: set[str], stem: str) -> Path | None:
+    """The entry of `folder` (listed as `names`) that holds `stem`, a plain file first."""
+    present = [name for name in (stem + ".gz", stem, stem.replace("-idx", ".idx"))
+               if name in names]
+    # os.path.isfile, unlike Path.is_file, never raises; a folder or unreadable entry of
+    # the right name is still returned, so that read_idx says what is wrong with it.
+    files = [name for name in present if os.path.isfile(folder / name)]
+    return folder / (files or present)[0] if present else None
 
 
-def load_idx_folder(folder: str | os.PathLike):
-    """Read the four MNIST IDX files of `folder`: ((x_train, y_train), (x_test, y_test))."""
-    folder = Path(folder)
-    if not folder.is_dir():
+def _list_folder(folder: Path) -> set[str]:
+    """The names in a data folder, or a DataError saying why it cannot be listed."""
+    try:
+        return set(os.listdir(folder))
+    except FileNotFoundError:
         raise DataError(f"data folder {folder} does not exist; point --data-dir or "
-                        f"{DATA_DIR_ENV} to a folder holding {_four_files()}")
-    paths = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+                        f"{DATA_DIR_ENV} to a folder holding {_four_files()}") from None
+    except NotADirectoryError:
+        raise DataError(f"{folder} is a file, not a folder; --data-dir and {DATA_DIR_ENV} "
+                        f"take the folder that holds {_four_files()}") from None
+    except PermissionError:
+        raise DataError(f"data folder {folder} cannot be read (permission denied); make it "
+                        "readable for this user, e.g. chmod a+rx") from None
+    except OSError as err:
+        raise DataError(f"data folder {folder} cannot be read ({err})") from None
+
+
+def load_idx_folder(folder: str | os.PathLike, num_classes: int = 10):
+    """Read the four MNIST IDX files of `folder`: ((x_train, y_train), (x_test, y_test)).
+
+    The images must be 28x28 and the labels whole numbers below `num_classes`.
+    """
+    folder = Path(folder)
+    names = _list_folder(folder)
+    paths = {key: _find_idx(folder, names, stem) for key, stem in IDX_FILES.items()}
     missing = [IDX_FILES[key] + ".gz" for key, path in paths.items() if path is None]
+    if len(missing) == len(IDX_FILES):
+        raise DataError(f"data folder {folder} holds none of the four IDX files "
+                        f"{_four_files()}; point --data-dir or {DATA_DIR_ENV} to the folder "
+                        "that holds them")
     if missing:
-        raise DataError(f"data folder {folder} lacks {', '.join(missing)}; it must hold "
-                        f"{_four_files()}")
+        found = ", ".join(path.name for path in paths.values() if path is not None)
+        raise DataError(f"data folder {folder} lacks {', '.join(missing)} (it has {found})")
     splits = []
     for part in ("train", "test"):
         images = read_idx(paths[f"{part}_images"])
@@ -119,8 +152,29 @@ def load_idx_folder(folder: str | os.PathLike):
             raise DataError(f"{folder}: {len(images)} {part} images but {len(labels)} labels; "
                             f"{paths[f'{part}_images'].name} and "
                             f"{paths[f'{part}_labels'].name} do not belong together")
+        check_images(images, paths[f"{part}_images"])
+        check_labels(labels, num_classes, paths[f"{part}_labels"])
         splits.append((images, labels))
     return tuple(splits)
+
+
+def check_images(images: np.ndarray, where) -> None:
+    """The zoo's models take 28x28 digits; other sizes would fail deep inside training."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images must be 28x28 pixels, found "
+                        f"{' x '.join(map(str, images.shape[1:]))} (array shape {images.shape})")
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where) -> None:
+    """Labels must be whole numbers 0..num_classes-1, the rows of the one-hot table."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: labels must be whole numbers 0 to {num_classes - 1}, "
+                        f"found {labels.dtype} values")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        values = ", ".join(map(str, np.unique(labels[bad])[:5]))
+        raise DataError(f"{where}: labels must be 0 to {num_classes - 1}, found {len(bad)} "
+                        f"outside that range (values {values}; the first at index {bad[0]})")
 
 
 def _four_files() -> str:
@@ -131,10 +185,11 @@ def _four_files() -> str:
 def _load_raw(name: str, data_dir: str | os.PathLike | None):
     """Return ((x_train, y_train), (x_test, y_test)) as uint8 arrays, and where they came from."""
     folder = data_dir or os.environ.get(DATA_DIR_ENV)
+    num_classes = len(CLASS_NAMES[name])
     if folder:
-        return load_idx_folder(folder), str(folder)
+        return load_idx_folder(folder, num_classes), str(folder)
     if name == "fashion_mnist" and DEBIAN_FASHION_DIR.is_dir():
-        return load_idx_folder(DEBIAN_FASHION_DIR), str(DEBIAN_FASHION_DIR)
+        return load_idx_folder(DEBIAN_FASHION_DIR, num_classes), str(DEBIAN_FASHION_DIR)
     import keras  # imported late: reading IDX folders needs no TensorFlow
 
     loader = getattr(keras.datasets, name)
@@ -163,9 +218,15 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if subset is not None and subset < 0:
+        raise DataError(f"subset must be a positive number of images, got {subset}")
     ((x_train, y_train), (x_test, y_test)), source = _load_raw(name, data_dir)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x_train))
+    if subset and subset > len(order):
+        # Not an error: "as many as there are" is a fair reading, but the user should know.
+        print(f"warning: subset {subset} is more than the {len(order)} training images of "
+              f"{source}; using all {len(order)}", file=sys.stderr)
     if subset:
         order = order[:subset]
     if validation_size is None:

@@ -73,6 +73,7 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if len(x) == 0:
         raise ValueError(f"the {split} split of {dataset} is empty")
+    check_model_fits(model, x[:1], len(data.class_names), data.name)
     out = Path(out) if out else Path("results/evaluation") / model.name
     out.mkdir(parents=True, exist_ok=True)
 
@@ -116,6 +117,46 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
         print(f"{model.name}: {split} accuracy {metrics['accuracy']:.4f}, loss "
               f"{metrics['loss']:.4f}, {metrics['errors']} of {len(x)} wrong -> {out}")
     return metrics
+
+
+def check_model_fits(model, sample: np.ndarray, num_classes: int, dataset: str = "the data"):
+    """Run `model` on one image; a ModelError naming expected and found shapes if it does not fit.
+
+    A model built for other images fails deep in Keras or TensorFlow, whose message prints
+    the whole input tensor; one line naming both shapes says what is wrong.
+    """
+    from mnist_zoo.saved import ModelError
+
+    found = "(None, " + ", ".join(map(str, sample.shape[1:])) + ")"  # as Keras writes shapes
+    try:
+        outputs = model(sample)
+    except Exception as err:  # Keras: ValueError; a SavedModel's tf.function: TypeError
+        expected = _expected_input_shape(str(err))
+        wants = (f"expects input of shape {expected}" if expected
+                 else f"fails on them ({type(err).__name__}: {_first_line(err)})")
+        raise ModelError(f"model {model.path} does not fit {dataset}: it {wants}, the images "
+                         f"are {found}") from None
+    if outputs.ndim != 2 or outputs.shape[1] != num_classes:
+        gives = f"{outputs.shape[1]} class scores" if outputs.ndim == 2 else \
+            f"outputs of shape {outputs.shape}"
+        raise ModelError(f"model {model.path} does not fit {dataset}: it gives {gives} per "
+                         f"image, expected {num_classes} (one per class)")
+
+
+def _expected_input_shape(message: str) -> str | None:
+    """'(None, 32, 32, 1)' from Keras' 'expected shape=(None, ...)' or TF's TensorSpec(shape=...)."""
+    import re
+
+    for pattern in (r"expected shape=(\([^)]*\))", r"to TensorSpec\(shape=(\([^)]*\))"):
+        match = re.search(pattern, message)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _first_line(err: Exception, limit: int = 200) -> str:
+    line = (str(err).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 def crossentropy(y: np.ndarray, probabilities: np.ndarray) -> float:

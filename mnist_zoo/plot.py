@@ -44,9 +44,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-# Settings a search can vary, in the order charts list them.
-AXES = ("model", "activation", "optimizer", "learning_rate", "batch_size", "epochs",
-        "momentum", "dropout", "pooling", "augment", "lr_schedule")
+from mnist_zoo import grid
+
+# Settings a search can vary, in the order charts list them: the grid's own vocabulary.
+AXES = grid.AXES
 # Heatmap panels group by these first: they change results the most, and a reader
 # looks for "which model" before "which dropout".
 FACET_ORDER = ("model", "optimizer", "activation")
@@ -58,6 +59,11 @@ TABLE_COLUMNS = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "epoc
 FORMATS = ("png", "svg")
 MISSING = "none"  # label of an empty setting, e.g. momentum for adam
 MAX_PANELS = 12  # more heatmap panels than this are split into one file per model
+# Large searches (thousands of trials) still get charts a person can read, in seconds:
+RANKING_TOP = 100  # bars in the ranking; the 81-trial lab grid still shows whole
+LINES_TOP = 60  # combinations along the x axis of each line-chart panel
+LINES_PANELS = 8  # line-chart panels (models), the best first
+PANELS_PER_FILE = 36  # heatmap panels in one file, the best first
 DPI = 110
 BELOW = "#d0d0d0"  # cells and bars on the wrong side of --threshold
 STYLE = {
@@ -88,6 +94,10 @@ def normalise_column(name: str) -> str:
 def read_results(csv_path) -> pd.DataFrame:
     """The CSV as a table with normalised column names, a trial_id and a status."""
     path = Path(csv_path)
+    if path.is_dir():
+        inside = path / "experiment_results.csv"
+        hint = f"; did you mean {inside}?" if inside.is_file() else ""
+        raise PlotError(f"{path} is a folder, not a results CSV file{hint}")
     if not path.is_file():
         raise PlotError(f"{path}: no such results file; run `python -m mnist_zoo.search` "
                         "first, or pass the CSV it wrote")
@@ -95,8 +105,12 @@ def read_results(csv_path) -> pd.DataFrame:
         table = pd.read_csv(path, dtype={"trial_id": str}, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise PlotError(f"{path} is empty: no header and no trials") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except PermissionError:
+        raise PlotError(f"{path} cannot be read (permission denied)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
         raise PlotError(f"{path} is not a readable CSV file ({err})") from err
+    # The header as written, for messages: normalised names and added columns are ours.
+    table.attrs["file_columns"] = [str(column).strip() for column in table.columns]
     table.columns = [normalise_column(str(column)) for column in table.columns]
     if table.empty:
         raise PlotError(f"{path} has a header but no trials")
@@ -174,10 +188,12 @@ def load_results(csv_path, metric: str = "val_accuracy",
     table = read_results(csv_path)
     metric = normalise_column(metric)
     if metric not in table:
-        candidates = [c for c in table.columns if re.search(r"accuracy|loss", c)]
-        raise PlotError(f"{csv_path} has no {metric!r} column; it has "
-                        f"{', '.join(candidates) or 'no metric columns'} "
-                        f"(columns: {', '.join(table.columns)})")
+        found = table.attrs["file_columns"]
+        metrics = [c for c in found if re.search(r"accuracy|loss", c, re.IGNORECASE)]
+        hint = (f"; choose one of its metric columns with --metric: {', '.join(metrics)}"
+                if metrics else "; it has no accuracy or loss column")
+        raise PlotError(f"{csv_path} has no {metric!r} column (the metric to chart){hint} "
+                        f"(found columns: {', '.join(found)})")
     table[metric] = pd.to_numeric(table[metric], errors="coerce")
     if "accuracy" in metric and table[metric].max() > 1:  # lab sheets kept percentages
         table[metric] = table[metric] / 100
@@ -321,10 +337,10 @@ def _draw_heatmap(ax, res: Results, grid: pd.DataFrame, norm: Normalize) -> bool
     return bool(np.isnan(values).any())
 
 
-def _heatmap_note(fig: Figure, res: Results, empty_cells: bool) -> None:
+def _heatmap_note(fig: Figure, res: Results, empty_cells: bool, shown: str = "") -> None:
     notes = (["–: no completed trial"] if empty_cells else []) + (
         [f"grey: past the threshold {res.format(res.threshold)}"] if res.threshold is not None
-        else [])
+        else []) + ([f"shown: {shown}"] if shown else [])
     if notes:
         fig.supxlabel(" · ".join(notes), fontsize=9, color="dimgrey")
 
@@ -340,14 +356,16 @@ def _colorbar(fig: Figure, axes, res: Results, norm: Normalize) -> None:
 
 # --------------------------------------------------------------------------- charts
 def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
-    """Every trial as a horizontal bar, best on top, coloured by the setting that matters most."""
-    ranked = res.ranked()
+    """The best RANKING_TOP trials as horizontal bars, best on top, coloured by the setting
+    that matters most; a note counts the trials left out."""
+    total = len(res.trials)
+    ranked = res.ranked().head(RANKING_TOP)
     n = len(ranked)
     values = ranked[res.metric].to_numpy(dtype=float)
     effects = res.effects()
     colour_axis = next(iter(effects), None)
-    if colour_axis:
-        palette = _palette(list(ranked[colour_axis].cat.categories))
+    if colour_axis:  # colours of every value, so the legend is the same whatever is shown
+        palette = _palette(list(res.trials[colour_axis].cat.categories))
         colours = [palette[v] for v in ranked[colour_axis]]
     else:
         colours = ["#4c72b0"] * n
@@ -380,8 +398,14 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
                   ncols=min(len(handles), 7), frameon=False,
                   title=f"colour: {_name(colour_axis)}" if colour_axis else None,
                   alignment="left")
-    _title(fig, res, f"All {n} completed trials ranked by {res.metric_label}")
-    caption = "Every completed trial, best on top"
+    if n < total:
+        what = f"The {n} best of {total:,} completed trials"
+        fig.supxlabel(f"{total - n:,} more trials not shown; the results CSV lists them all",
+                      fontsize=9, color="dimgrey")
+    else:
+        what = f"All {n} completed trials"
+    _title(fig, res, f"{what} ranked by {res.metric_label}")
+    caption = f"{what}, best on top"
     if colour_axis:
         caption += f"; colours show {_name(colour_axis)}, whose values differ most on average"
     return [Chart(_save(fig, out, "ranking", fmt), caption + ".")]
@@ -398,17 +422,21 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
         return []
     kept["setting"] = trial_labels(kept, across, align=True, unique=False)
     panels = list(kept.groupby(panel_axis, observed=True)) if panel_axis else [(None, kept)]
-    widest = max(sub["setting"].nunique() for _, sub in panels)
+    n_panels = len(panels)
+    if n_panels > LINES_PANELS:
+        panels = _best_groups(res, panels)[:LINES_PANELS]
+    tables = [(panel, _lines_table(res, sub)) for panel, sub in panels]
+    widest = max(min(len(table), LINES_TOP) for _, table in tables)
     fig = Figure(figsize=(max(8.0, 0.34 * widest + 2.5), 4.6 * len(panels)),
                  layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(panels), 1, sharey=True))
     palette = _palette(list(kept["batch_size"].cat.categories))
-    for ax, (panel, sub) in zip(axes, panels):
-        table = (sub.groupby(["setting", "batch_size"], observed=True)[res.metric].mean()
-                 .unstack("batch_size"))
-        # Best combination first, so the lines fall from left to right.
-        table = table.loc[table.mean(axis=1).sort_values(ascending=not res.higher_is_better)
-                          .index]
+    notes = []
+    for ax, (panel, table) in zip(axes, tables):
+        if len(table) > LINES_TOP:
+            notes.append(f"{'model ' + str(panel) + ': ' if panel is not None else ''}"
+                         f"best {LINES_TOP} of {len(table)} combinations")
+            table = table.head(LINES_TOP)
         x = np.arange(len(table))
         for batch_size in table.columns:
             ax.plot(x, table[batch_size].to_numpy(dtype=float), marker="o", markersize=4,
@@ -423,6 +451,10 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
             ax.set_title(f"model {panel}", loc="left")
         _threshold_line(ax, res)
     axes[0].legend(loc="lower left" if res.higher_is_better else "upper left", frameon=False)
+    if n_panels > len(panels):
+        notes.append(f"best {len(panels)} of {n_panels} models")
+    if notes:
+        fig.supxlabel("shown: " + "; ".join(notes), fontsize=9, color="dimgrey")
     left_out = (f"\n{len(res.trials) - len(kept)} trials past the threshold left out"
                 if res.threshold is not None else "")
     _title(fig, res, f"{res.metric_label} by {' · '.join(map(_name, across))}, "
@@ -431,7 +463,25 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
                f"{', '.join(map(_name, across))}, best first" +
                (f"; trials past the threshold ({res.format(res.threshold)}) are left out, so "
                 "lines break where a setting failed." if res.threshold is not None else "."))
+    if notes:
+        caption += f" Shown: {'; '.join(notes)}."
     return [Chart(_save(fig, out, "lines_by_batch_size", fmt), caption)]
+
+
+def _best_groups(res: Results, groups: list) -> list:
+    """(key, frame) groups ordered by their best trial, best first."""
+    best = [sub[res.metric].max() if res.higher_is_better else -sub[res.metric].min()
+            for _, sub in groups]
+    order = np.argsort(-np.asarray(best, dtype=float), kind="stable")
+    return [groups[i] for i in order]
+
+
+def _lines_table(res: Results, sub: pd.DataFrame) -> pd.DataFrame:
+    """Mean metric of each combination (rows) and batch size (columns), best combination first."""
+    table = (sub.groupby(["setting", "batch_size"], observed=True)[res.metric].mean()
+             .unstack("batch_size"))
+    # Best combination first, so the lines fall from left to right.
+    return table.loc[table.mean(axis=1).sort_values(ascending=not res.higher_is_better).index]
 
 
 def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
@@ -454,23 +504,29 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
         files = [(stem, res.trials, facets, "")]
     charts = []
     for name, frame, panel_axes, label in files:
-        fig = _heatmap_grid(res, frame, rows_axis, cols_axis, panel_axes, norm)
+        fig, shown = _heatmap_grid(res, frame, rows_axis, cols_axis, panel_axes, norm)
         what = f"{res.metric_label}: {_name(rows_axis)} x {_name(cols_axis)}"
         _title(fig, res, what + (f", {label}" if label else "") +
                (f" (panels: {' · '.join(map(_name, panel_axes))})" if panel_axes else ""))
         caption = (f"Mean {res.metric_label} for each {_name(rows_axis)} and {_name(cols_axis)}"
                    + (f" ({label})" if label else "")
                    + (f", one panel per {' / '.join(map(_name, panel_axes))}" if panel_axes else "")
-                   + "; brighter is better.")
+                   + "; brighter is better." + (f" Shown: {shown}." if shown else ""))
         charts.append(Chart(_save(fig, out, name, fmt), caption))
     return charts
 
 
 def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: str,
-                  panel_axes: list[str], norm: Normalize) -> Figure:
+                  panel_axes: list[str], norm: Normalize) -> tuple[Figure, str]:
+    """The figure, and a note of the panels left out ("" when all are drawn)."""
     panels = list(frame.groupby(panel_axes, observed=True)) if panel_axes else [((), frame)]
-    if len(panel_axes) >= 2:  # last facet across, the others down: a readable table of panels
-        ncols = frame[panel_axes[-1]].nunique()
+    shown = ""
+    if len(panels) > PANELS_PER_FILE:  # a readable figure of the best panels, not a mural
+        shown = f"the best {PANELS_PER_FILE} of {len(panels)} panels"
+        panels = _best_groups(res, panels)[:PANELS_PER_FILE]
+    across = frame[panel_axes[-1]].nunique() if panel_axes else 0
+    if len(panel_axes) >= 2 and not shown and across <= 6:
+        ncols = across  # last facet across, the others down: a readable table of panels
     else:
         ncols = min(len(panels), 4)
     nrows = math.ceil(len(panels) / ncols)
@@ -495,8 +551,8 @@ def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: 
     for ax in axes.ravel()[:len(panels)]:
         ax.label_outer()  # axis names and ticks once per row and column
     _colorbar(fig, axes.ravel()[:len(panels)].tolist(), res, norm)
-    _heatmap_note(fig, res, empty_cells)
-    return fig
+    _heatmap_note(fig, res, empty_cells, shown)
+    return fig, shown
 
 
 def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
@@ -593,11 +649,18 @@ def read_histories(res: Results, top: int) -> list[tuple[pd.Series, pd.DataFrame
     if "history_path" not in res.trials or top <= 0:
         return []
     found = []
+    folder = res.csv_path.parent.resolve()
     for _, trial in res.ranked().iterrows():
         if not isinstance(trial["history_path"], str) or not trial["history_path"].strip():
             continue
-        path = Path(trial["history_path"])
-        path = path if path.is_absolute() else res.csv_path.parent / path
+        # A CSV is data, not instructions: follow only paths inside its own results folder,
+        # so that a shared or edited CSV cannot make plot read files elsewhere.
+        path = (folder / trial["history_path"].strip()).resolve()
+        if not path.is_relative_to(folder):
+            print(f"warning: trial {trial['trial_id']}: history_path {trial['history_path']!r} "
+                  f"is outside the results folder {folder}; its curve is skipped",
+                  file=sys.stderr)
+            continue
         try:
             history = pd.read_csv(path)
         except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):

@@ -67,6 +67,12 @@ def _open(image) -> Image.Image:
         opened.load()  # decode now, so a truncated file fails here and not later
     except UnidentifiedImageError as err:
         raise ImageError(f"{image}: not an image file Pillow can read") from err
+    except Image.DecompressionBombError:
+        # Pillow refuses images so large that decoding them could exhaust memory.
+        raise ImageError(f"{image}: image too large to read safely (over "
+                         f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels); scale it down first") from None
+    except IsADirectoryError:
+        raise ImageError(f"{image} is a folder, not an image file") from None
     except OSError as err:  # missing, unreadable or truncated
         raise ImageError(f"{image}: cannot read image ({err})") from err
     return ImageOps.exif_transpose(opened)  # phone photos store their rotation in EXIF
@@ -146,8 +152,14 @@ def predict(model, images) -> list[Prediction]:
         except ImageError as err:
             message = str(err) if name in str(err) else f"{name}: {err}"
             results.append(Prediction(name, error=message))
+        except Exception as err:  # e.g. an odd image mode: one bad file must not stop the rest
+            results.append(Prediction(name, error=f"{name}: cannot read image "
+                                                  f"({type(err).__name__}: {err})"))
     ready = [result for result in results if result.ok]
     if ready:
+        from mnist_zoo.evaluate import check_model_fits
+
+        check_model_fits(model, inputs[0][None], 10, "digit images")
         probabilities = model(np.stack(inputs))
         for result, row in zip(ready, probabilities):
             result.digit = int(row.argmax())
@@ -178,11 +190,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         model = load_model(args.model)
+        results = predict(model, [Path(image) for image in args.images])
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     failed = 0
-    for result in predict(model, [Path(image) for image in args.images]):
+    for result in results:
         if result.ok:
             print(describe(result))
         else:

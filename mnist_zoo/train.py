@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from mnist_zoo import data as data_lib
+from mnist_zoo.cli import non_negative_int, positive_float, positive_int
 from mnist_zoo.evaluate import evaluate_model
 from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, build_model, list_models
 
@@ -157,14 +158,16 @@ def _load_initial_weights(net: keras.Model, path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mnist_zoo.train", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # An abbreviation such as --lr-s would change meaning when a new option starts alike.
+        allow_abbrev=False)
     parser.add_argument("--model", default="lenet5", choices=list_models(), help="zoo model")
     parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", "--lr", type=positive_float, default=1e-3)
     parser.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--epochs", type=positive_int, default=3)
     parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                         help="decay over the whole run from --learning-rate")
     parser.add_argument("--dropout", type=float, default=None, help="dropout after dense layers")
@@ -173,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training-time augmentation: none, all, or a '+'-joined subset of "
                              f"{', '.join(data_lib.AUGMENTATIONS)}")
     data_lib.add_data_arguments(parser)
-    parser.add_argument("--subset", type=int, default=None,
+    parser.add_argument("--subset", type=positive_int, default=None,
                         help="train on this many training images only")
     parser.add_argument("--validation-size", type=int, default=None,
                         help="images held out for validation (default 1/12: 5,000 of 60,000)")
-    parser.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+    parser.add_argument("--early-stopping", type=non_negative_int, default=0, metavar="PATIENCE",
                         help="stop after PATIENCE epochs without val_loss improvement (0 = off)")
-    parser.add_argument("--keep-checkpoints", type=int, default=2,
+    parser.add_argument("--keep-checkpoints", type=positive_int, default=2,
                         help="epoch checkpoints to keep")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's newest checkpoint")

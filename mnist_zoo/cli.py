@@ -1,0 +1,43 @@
+"""Argument types shared by the command lines (train, search, ...).
+
+Used as argparse `type=` functions, a bad value becomes argparse's own one-line usage
+error with exit status 2 (`--epochs: must be a positive whole number, got '0'`), before
+any data is loaded or any folder is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1: epochs, batch sizes, image counts, checkpoints to keep."""
+    value = _parse(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0, where 0 means "off" (e.g. early-stopping patience)."""
+    value = _parse(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, e.g. a learning rate; 'nan' and 'inf' are refused."""
+    value = _parse(text, float, "a number")
+    # float() accepts 'nan' and 'inf', and nan fails every comparison, so test finiteness first.
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
+
+
+def _parse(text: str, kind, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None

@@ -1,0 +1,464 @@
+"""Issue #13: the faults and bad inputs a user will hit give one clear line, not a traceback.
+
+Each test feeds one bad input to a command (in-process where possible: a new TensorFlow
+process costs seconds) and checks for a one-line `error: ...` and exit status 2, or that
+the command recovers (skips the bad part, warns, and goes on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import os
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.cli import non_negative_int, positive_float, positive_int
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """An IDX file (gzip when the name ends in .gz) holding `array` as unsigned bytes."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                      *array.shape)
+    raw += array.tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def idx_folder(folder: Path, n_train=24, n_test=12, size=28, labels=None) -> Path:
+    """A tiny MNIST-like folder of random images; `labels` replaces the test labels."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, size, size)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, size, size)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz",
+              np.arange(n_test) % 10 if labels is None else np.asarray(labels))
+    return folder
+
+
+def one_error_line(text: str) -> str:
+    """The command's stderr must hold exactly one `error:` line and no traceback."""
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+# --------------------------------------------------------------------------- 1. train CLI
+def test_argument_types_accept_good_values():
+    assert positive_int("3") == 3
+    assert non_negative_int("0") == 0
+    assert positive_float("1e-3") == 0.001
+
+
+@pytest.mark.parametrize("parse, text", [
+    (positive_int, "0"), (positive_int, "-2"), (positive_int, "2.5"), (positive_int, "many"),
+    (non_negative_int, "-1"),
+    (positive_float, "0"), (positive_float, "-1"), (positive_float, "nan"),
+    (positive_float, "inf"), (positive_float, "-inf"), (positive_float, "fast"),
+])
+def test_argument_types_refuse_bad_values(parse, text):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(text))):
+        parse(text)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "-3"), ("--learning-rate", "-1"), ("--lr", "nan"),
+    ("--learning-rate", "inf"), ("--keep-checkpoints", "0"), ("--batch-size", "0"),
+    ("--subset", "0"), ("--subset", "-5"), ("--early-stopping", "-1"),
+])
+def test_train_refuses_bad_numbers_before_writing_anything(option, value, tmp_path, capsys):
+    from mnist_zoo import train
+
+    out = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([option, value, "--out", str(out), "--data-dir", str(tmp_path)])
+
+    assert exit_info.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert option in line and repr(value) in line
+    assert not out.exists()  # no empty run folder left behind
+
+
+def test_train_options_cannot_be_abbreviated(tmp_path, capsys):
+    from mnist_zoo import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--epoch", "1", "--out", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --epoch" in one_error_line(capsys.readouterr().err)
+
+
+def test_subset_above_the_data_size_warns_and_uses_all(tmp_path, capsys):
+    folder = idx_folder(tmp_path / "data", n_train=24)
+
+    digits = data_lib.load_dataset("mnist", folder, subset=1000, validation_size=4)
+
+    assert len(digits.x_train) + len(digits.x_val) == 24
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("warning: subset 1000 is more than the 24 training images")
+    assert len(warning.splitlines()) == 1
+
+
+def test_negative_subset_from_code_is_refused(tmp_path):
+    with pytest.raises(data_lib.DataError, match="subset must be a positive"):
+        data_lib.load_dataset("mnist", idx_folder(tmp_path / "data"), subset=-3)
+
+
+# --------------------------------------------------------------------------- 2. data checks
+@pytest.mark.parametrize("labels, found", [
+    ([0, 1, 2, 10, 4, 5, 6, 7, 8, 9, 0, 1], "values 10; the first at index 3"),
+    ([255] * 12, "found 12 outside that range"),
+])
+def test_labels_outside_0_to_9_name_the_file(labels, found, tmp_path):
+    folder = idx_folder(tmp_path / "data", labels=labels)
+
+    with pytest.raises(data_lib.DataError) as error:
+        data_lib.load_dataset("mnist", folder)
+
+    message = str(error.value)
+    assert "t10k-labels-idx1-ubyte.gz" in message and "labels must be 0 to 9" in message
+    assert found in message
+
+
+def test_images_of_another_size_name_the_file(tmp_path):
+    folder = idx_folder(tmp_path / "data", size=32)
+
+    with pytest.raises(data_lib.DataError, match=r"train-images-idx3-ubyte.gz: images must be "
+                                                 r"28x28 pixels, found 32 x 32"):
+        data_lib.load_dataset("mnist", folder)
+
+
+def test_empty_folder_lists_the_four_files_once(tmp_path):
+    with pytest.raises(data_lib.DataError, match="holds none of the four IDX files") as error:
+        data_lib.load_idx_folder(tmp_path)
+    assert str(error.value).count("train-images-idx3-ubyte.gz") == 1
+
+
+def test_partial_folder_says_what_it_lacks_and_what_it_has(tmp_path):
+    folder = idx_folder(tmp_path / "data")
+    (folder / "train-labels-idx1-ubyte.gz").unlink()
+
+    with pytest.raises(data_lib.DataError) as error:
+        data_lib.load_idx_folder(folder)
+
+    message = str(error.value)
+    assert "lacks train-labels-idx1-ubyte.gz (it has train-images-idx3-ubyte.gz" in message
+    assert message.count("train-labels-idx1-ubyte.gz") == 1
+
+
+def test_a_file_given_as_the_data_folder(tmp_path):
+    folder = idx_folder(tmp_path / "data")
+
+    with pytest.raises(data_lib.DataError, match="is a file, not a folder; --data-dir"):
+        data_lib.load_idx_folder(folder / "t10k-labels-idx1-ubyte.gz")
+
+
+def test_a_folder_where_an_idx_file_belongs(tmp_path):
+    folder = idx_folder(tmp_path / "data")
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    (folder / "t10k-images-idx3-ubyte.gz").mkdir()
+
+    with pytest.raises(data_lib.DataError, match="t10k-images-idx3-ubyte.gz is a folder, not an "
+                                                 "IDX file"):
+        data_lib.load_idx_folder(folder)
+
+
+def test_permission_error_is_not_called_corruption(tmp_path, monkeypatch):
+    """Without privileges to drop: the reader's open raises PermissionError, as for chmod 000."""
+    folder = idx_folder(tmp_path / "data")
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(gzip, "open", refuse)
+    with pytest.raises(data_lib.DataError) as error:
+        data_lib.load_idx_folder(folder)
+    assert "cannot be read (permission denied)" in str(error.value)
+    assert "corrupt" not in str(error.value) and "download" not in str(error.value)
+
+
+def _run_without_read_privileges(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run Python `code` where chmod counts: as root, first drop the capability to ignore it."""
+    command = [sys.executable, "-c", code, *args]
+    if os.geteuid() == 0:
+        capsh = shutil.which("capsh")
+        if capsh is None:
+            pytest.skip("root reads any file and capsh is not installed to drop that power")
+        command = [capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c",
+                   shlex.join(command)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+LOAD_AND_REPORT = """
+import sys
+from mnist_zoo.data import DataError, load_idx_folder
+try:
+    load_idx_folder(sys.argv[1])
+except DataError as err:
+    print(err)
+"""
+
+
+@pytest.mark.parametrize("target", ["file", "folder"])
+def test_unreadable_data_says_permission_denied(target, tmp_path):
+    folder = idx_folder(tmp_path / "data")
+    locked = folder / "train-labels-idx1-ubyte.gz" if target == "file" else folder
+    locked.chmod(0)
+    try:
+        result = _run_without_read_privileges(LOAD_AND_REPORT, str(folder))
+    finally:
+        locked.chmod(0o755)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stdout.strip()
+    assert f"{locked}" in message and "cannot be read (permission denied)" in message
+    assert "corrupt" not in message and "download" not in message
+
+
+# --------------------------------------------------------------------------- 3. evaluate
+def _tiny_model(input_shape=(28, 28, 1), classes=10):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    outputs = keras.layers.Dense(classes, activation="softmax")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def _save_tiny(folder: Path) -> Path:
+    path = folder / "tiny.keras"
+    _tiny_model().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def zoo_misfit_models(tmp_path_factory):
+    """Models for other data: 32x32 input, or 5 classes; as .keras and as SavedModel."""
+    folder = tmp_path_factory.mktemp("misfits")
+    paths = {}
+    for name, model in (("input32", _tiny_model((32, 32, 1))),
+                        ("classes5", _tiny_model(classes=5))):
+        model.save(folder / f"{name}.keras")
+        model.export(str(folder / f"{name}_saved"), format="tf_saved_model", verbose=False)
+        paths[f"{name}.keras"] = folder / f"{name}.keras"
+        paths[f"{name}_saved"] = folder / f"{name}_saved"
+    return paths
+
+
+@pytest.mark.parametrize("form", [".keras", "_saved"])
+@pytest.mark.parametrize("misfit, message", [
+    ("input32", "expects input of shape (None, 32, 32, 1), the images are (None, 28, 28, 1)"),
+    ("classes5", "gives 5 class scores per image, expected 10"),
+])
+def test_evaluate_a_model_for_other_data(misfit, message, form, zoo_misfit_models, tmp_path,
+                                         capsys):
+    from mnist_zoo import evaluate
+
+    data = idx_folder(tmp_path / "data")
+    model = zoo_misfit_models[misfit + form]
+
+    code = evaluate.main([str(model), "--data-dir", str(data), "--out", str(tmp_path / "out")])
+
+    captured = capsys.readouterr()
+    assert code == 2
+    line = one_error_line(captured.err)
+    assert line.startswith("error: model ") and message in line
+    assert len(line) < 400  # not the tensor
+    assert captured.out == ""  # no partial report
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_with_labels_out_of_range(tmp_path, capsys):
+    from mnist_zoo import evaluate
+
+    data = idx_folder(tmp_path / "data", labels=[3] * 11 + [12])
+
+    assert evaluate.main([str(_save_tiny(tmp_path)), "--data-dir", str(data)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "t10k-labels-idx1-ubyte.gz: labels must be 0 to 9" in line
+
+
+def test_a_keras_file_that_is_not_a_zip(tmp_path, capsys):
+    from mnist_zoo import evaluate
+
+    broken = tmp_path / "model.keras"
+    broken.write_text("not a zip archive")
+
+    assert evaluate.main([str(broken), "--data-dir", str(tmp_path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "is not a valid .keras file" in line and "not found" not in line
+
+
+# --------------------------------------------------------------------------- 4. predict
+def _digit_png(path: Path, size=(60, 60)) -> Path:
+    image = Image.new("L", size, "white")
+    image.paste(0, (size[0] // 3, size[1] // 5, size[0] // 2, 4 * size[1] // 5))  # a "1"
+    image.save(path)
+    return path
+
+
+def test_predict_reports_a_decompression_bomb_and_prints_the_others(tmp_path, capsys,
+                                                                    monkeypatch):
+    from mnist_zoo import predict
+
+    good = [_digit_png(tmp_path / f"digit{i}.png") for i in range(2)]
+    bomb = _digit_png(tmp_path / "huge.png", size=(200, 200))
+    # The same refusal as for a 14000x14000 photo, without making one.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    model = _save_tiny(tmp_path)
+
+    code = predict.main([str(model), str(good[0]), str(bomb), str(good[1])])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    printed = captured.out.splitlines()
+    assert [line.split(":")[0] for line in printed] == [str(good[0]), str(good[1])]
+    line = one_error_line(captured.err)
+    assert line.startswith(f"error: {bomb}: image too large to read safely")
+
+
+def test_predict_with_a_model_for_other_images(zoo_misfit_models, tmp_path, capsys):
+    from mnist_zoo import predict
+
+    digit = _digit_png(tmp_path / "digit.png")
+
+    assert predict.main([str(zoo_misfit_models["input32_saved"]), str(digit)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "expects input of shape (None, 32, 32, 1)" in line
+
+
+def test_predict_a_folder_instead_of_an_image(tmp_path, capsys):
+    from mnist_zoo import predict
+
+    digit = _digit_png(tmp_path / "digit.png")
+
+    assert predict.main([str(_save_tiny(tmp_path)), str(tmp_path), str(digit)]) == 1
+    captured = capsys.readouterr()
+    assert "is a folder, not an image file" in one_error_line(captured.err)
+    assert captured.out.startswith(f"{digit}: ")
+
+
+# --------------------------------------------------------------------------- 5. plot
+def big_search_csv(path: Path, rows: int = 5000) -> Path:
+    """A 5,000-trial search: 4 models x 3 activations x 4 rates x 3 optimizers x 4 batch sizes
+    x 3 dropouts, repeated with new seeds; every 50th trial failed."""
+    rng = np.random.default_rng(0)
+    grid = list(itertools.product(["lenet5", "mlp_bp", "cnn3", "mlp_simple"],
+                                  ["relu", "tanh", "sigmoid"], [0.1, 0.03, 0.01, 0.001],
+                                  ["sgd", "adam", "rmsprop"], [32, 64, 128, 256], [0.0, 0.2, 0.5]))
+    table = pd.DataFrame([grid[i % len(grid)] for i in range(rows)],
+                         columns=["model", "activation", "learning_rate", "optimizer",
+                                  "batch_size", "dropout"])
+    table.insert(0, "trial_id", [f"{i:04d}" for i in range(rows)])
+    table["epochs"] = 2
+    table["val_accuracy"] = np.clip(0.9 + rng.normal(0, 0.03, rows), 0, 1)
+    table["status"] = np.where(np.arange(rows) % 50, "completed", "failed")
+    table["history_path"] = ""
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
+    from mnist_zoo.plot import plot_results
+
+    csv = big_search_csv(tmp_path / "results.csv")
+
+    started = time.perf_counter()
+    written = plot_results(csv, tmp_path / "plots")
+    seconds = time.perf_counter() - started
+
+    assert seconds < 60, f"plot took {seconds:.0f} s"
+    charts = [path for path in written if path.suffix == ".png"]
+    assert {"ranking.png", "lines_by_batch_size.png", "what_matters.png"} <= {
+        path.name for path in charts}
+    for path in charts:  # also opens each one: no decompression-bomb warning or error
+        zoo_check_image(path, max_size=(10_000, 10_000))
+    report = (tmp_path / "plots" / "report.html").read_text()
+    assert "The 100 best of 4,900 completed trials" in report
+    assert "best 60 of 108 combinations" in report
+
+
+def test_plot_caps_heatmap_panels_and_line_panels(tmp_path, monkeypatch):
+    from mnist_zoo import plot
+
+    csv = big_search_csv(tmp_path / "results.csv", rows=1728)
+    monkeypatch.setattr(plot, "PANELS_PER_FILE", 6)
+    monkeypatch.setattr(plot, "LINES_PANELS", 2)
+    res = plot.load_results(csv)
+
+    heatmaps = plot.plot_heatmaps(res, tmp_path, "png", "learning_rate", "batch_size")
+    lines = plot.plot_lines(res, tmp_path, "png")
+
+    assert len(heatmaps) == 4  # one file per model, each with its best 6 of 27 panels
+    assert all("the best 6 of 27 panels" in chart.caption for chart in heatmaps)
+    assert "best 2 of 4 models" in lines[0].caption
+
+
+def _csv_with_history(folder: Path, history_path: str) -> Path:
+    pd.DataFrame({"epoch": [0, 1], "loss": [0.5, 0.3], "accuracy": [0.8, 0.9]}).to_csv(
+        folder / "outside.csv", index=False)
+    results = folder / "results"
+    (results / "trials" / "0000").mkdir(parents=True)
+    pd.DataFrame({"epoch": [0, 1], "loss": [0.4, 0.2], "accuracy": [0.85, 0.95]}).to_csv(
+        results / "trials" / "0000" / "history.csv", index=False)
+    pd.DataFrame({"trial_id": ["0000", "0001"], "activation": ["relu", "tanh"],
+                  "val_accuracy": [0.95, 0.9], "status": "completed",
+                  "history_path": ["trials/0000/history.csv", history_path]}).to_csv(
+        results / "experiment_results.csv", index=False)
+    return results / "experiment_results.csv"
+
+
+@pytest.mark.parametrize("escape", ["../outside.csv", "{folder}/outside.csv"])
+def test_plot_reads_histories_only_inside_the_results_folder(escape, tmp_path, capsys):
+    from mnist_zoo.plot import load_results, read_histories
+
+    csv = _csv_with_history(tmp_path, escape.format(folder=tmp_path))
+
+    histories = read_histories(load_results(csv), top=5)
+
+    assert [trial["trial_id"] for trial, _ in histories] == ["0000"]
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("warning: trial 0001: history_path")
+    assert "outside the results folder" in warning and len(warning.splitlines()) == 1
+
+
+def test_plot_wrong_metric_names_the_columns_the_file_has(tmp_path, capsys):
+    from mnist_zoo import plot
+
+    csv = tmp_path / "lab.csv"
+    csv.write_text("Activation,Validation Loss\nrelu,0.2\n")
+
+    assert plot.main([str(csv), "--out", str(tmp_path / "plots")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no 'val_accuracy' column" in line
+    assert "found columns: Activation, Validation Loss" in line
+    assert "--metric: Validation Loss" in line
+    assert "trial_id" not in line and "status" not in line  # columns plot adds itself
+
+
+def test_plot_a_folder_instead_of_the_csv(tmp_path, capsys):
+    from mnist_zoo import plot
+
+    (tmp_path / "experiment_results.csv").write_text("trial_id,val_accuracy\n0,0.9\n")
+
+    assert plot.main([str(tmp_path), "--out", str(tmp_path / "plots")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "is a folder, not a results CSV file" in line
+    assert f"did you mean {tmp_path / 'experiment_results.csv'}" in line
