@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mnist_zoo.evaluate", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
-                        help=".keras file, SavedModel folder or run folder to evaluate")
+                        help=".keras file, SavedModel folder or run folder to evaluate, or a "
+                             "zoo name with shipped weights such as lenet5:mnist")
     add_data_arguments(parser)
     parser.add_argument("--split", default="test", choices=SPLITS,
                         help="which images to score (val and train as train.py splits them)")

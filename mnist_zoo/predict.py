@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mnist_zoo.predict", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
-                        help=".keras file, SavedModel folder or run folder")
+                        help=".keras file, SavedModel folder or run folder, or a zoo name "
+                             "with shipped weights such as lenet5:mnist")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
                         help="image files (PNG, JPEG, ...): one digit each")
     return parser

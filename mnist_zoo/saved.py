@@ -3,18 +3,23 @@
 `load_model(path)` accepts a `.keras` (or `.h5`) file, a SavedModel folder written by
 `model.export()`, or a run folder of `mnist_zoo.train` holding either. It returns a
 `LoadedModel`: call it on (N, 28, 28, 1) float32 images to get class probabilities.
+It also takes a zoo name with shipped pretrained weights, "model:dataset" such as
+"lenet5:mnist" or "cnn3:fashion_mnist" (`python -m mnist_zoo.evaluate lenet5:mnist`).
 `mnist_zoo.evaluate` and `mnist_zoo.predict` both load models through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 KERAS_SUFFIXES = (".keras", ".h5")
+# "model:dataset", the name of a zoo model with shipped weights, e.g. "lenet5:mnist".
+ZOO_NAME = re.compile(r"([a-z][a-z0-9_]*):([a-z][a-z0-9_]*)")
 
 
 class ModelError(RuntimeError):
@@ -77,7 +82,10 @@ def resolve_model_path(path: str | Path) -> tuple[Path, str]:
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load a .keras file, a SavedModel folder or a run folder for inference."""
+    """Load a .keras file, a SavedModel folder, a run folder or a zoo name ("lenet5:mnist")."""
+    zoo_name = pretrained_name(path)
+    if zoo_name:
+        return load_pretrained(*zoo_name)
     resolved, kind = resolve_model_path(path)
     try:
         forward = _load_keras(resolved) if kind == "keras" else _load_saved_model(resolved)
@@ -86,6 +94,29 @@ def load_model(path: str | Path) -> LoadedModel:
     except Exception as err:  # Keras and TensorFlow raise many kinds for a bad file
         raise ModelError(f"cannot load model {resolved}: {type(err).__name__}: {err}") from err
     return LoadedModel(resolved, kind, forward, model_name(path))
+
+
+def pretrained_name(path: str | Path) -> tuple[str, str] | None:
+    """("lenet5", "mnist") for "lenet5:mnist"; None for anything that looks like a path."""
+    text = str(path)
+    match = ZOO_NAME.fullmatch(text)
+    if match is None or Path(text).exists():  # a real file named like "a:b" stays a path
+        return None
+    return match.group(1), match.group(2)
+
+
+def load_pretrained(model: str, dataset: str) -> LoadedModel:
+    """A zoo model with its shipped weights, or a one-line ModelError listing what exists."""
+    from mnist_zoo.models import build_model
+    from mnist_zoo.pretrained import get_weights
+
+    try:
+        path, _ = get_weights(model, dataset)
+        net = build_model(model, weights=dataset, compile=False)
+    except ValueError as err:
+        raise ModelError(str(err)) from None
+    return LoadedModel(path, "pretrained", lambda x: net.predict_on_batch(x),
+                       f"{model}_{dataset}")
 
 
 def _load_keras(path: Path) -> Callable:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from mnist_zoo import data as data_lib
+from mnist_zoo import recipes
 from mnist_zoo.cli import non_negative_int, positive_float, positive_int
 from mnist_zoo.evaluate import evaluate_model
 from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, build_model, list_models
@@ -192,11 +193,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    parser.add_argument("--recipe", default=None, metavar="MODEL/DATASET",
+                        help="train a reference recipe (mnist_zoo/recipes.toml), e.g. "
+                             "lenet5/mnist; options given here override its settings")
+    parser.add_argument("--list-recipes", action="store_true", help="list the recipes and exit")
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_recipes:
+        print("\n".join(recipes.list_recipes()))
+        return 0
+    if args.recipe:
+        try:
+            recipes.apply_recipe(args, args.recipe, recipes.explicit_options(parser, argv))
+        except recipes.RecipeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     settings = {key: value for key, value in (("dropout", args.dropout), ("pooling", args.pooling))
                 if value is not None}
     try:
