@@ -34,11 +34,13 @@ import keras  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mnist_zoo import data as data_lib  # noqa: E402
-from mnist_zoo import search as search_lib  # noqa: E402
+from mnist_zoo.grid import CORE_AXES, grid_points, load_grid  # noqa: E402
 from mnist_zoo.models import build_model  # noqa: E402
+from mnist_zoo.results import RESULTS_CSV  # noqa: E402
+from mnist_zoo.train import fit_models  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-AXES = ["model", "activation", "learning_rate", "optimizer", "batch_size", "epochs"]
+AXES = list(CORE_AXES)
 
 
 def naive_loop(points: list[dict], data: data_lib.DigitData, seed: int) -> pd.DataFrame:
@@ -46,15 +48,13 @@ def naive_loop(points: list[dict], data: data_lib.DigitData, seed: int) -> pd.Da
     for i, values in enumerate(points, start=1):
         started = time.perf_counter()
         keras.utils.set_random_seed(seed)
+        # The lab's way: one step per call into TensorFlow (Keras' default), one model at a
+        # time; the training itself is the package's, so batches and seeds are the search's.
         model = build_model(values["model"], activation=values["activation"],
                             optimizer=values["optimizer"], learning_rate=values["learning_rate"])
-        history = model.fit(
-            data_lib.make_batches(data.x_train, data.y_train, values["batch_size"],
-                                  shuffle=True, seed=seed),
-            validation_data=data_lib.make_batches(data.x_val, data.y_val, 1024),
-            epochs=values["epochs"], verbose=0, shuffle=False).history
-        test = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
-                              return_dict=True)
+        (fit,) = fit_models([model], data, batch_size=values["batch_size"],
+                            epochs=values["epochs"], seed=seed)
+        history, test = fit.history, fit.test
         seconds = time.perf_counter() - started
         rows.append({**values, "val_accuracy": history["val_accuracy"][-1],
                      "test_accuracy": test["accuracy"], "seconds": seconds})
@@ -89,10 +89,10 @@ def main(argv=None) -> int:
 
         tf.config.threading.set_intra_op_parallelism_threads(args.naive_threads)
 
-    spec = search_lib.load_grid(args.grid)
+    spec = load_grid(args.grid)
     if args.epochs:
         spec["axes"]["epochs"] = [args.epochs]
-    points = search_lib.grid_points(spec["axes"])
+    points = grid_points(spec["axes"])
     data = data_lib.load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         subprocess.run(command, check=True)
         timings[f"mnist_zoo.search --jobs {args.jobs}"] = time.perf_counter() - started
-        fast = pd.read_csv(Path(tmp) / "results" / search_lib.RESULTS_CSV)
+        fast = pd.read_csv(Path(tmp) / "results" / RESULTS_CSV)
 
     table = ["| run | wall time | trials/min |", "| --- | ---: | ---: |"]
     for name, seconds in timings.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import sys
 import time
@@ -23,12 +24,16 @@ from mnist_zoo import data as data_lib
 from mnist_zoo import recipes
 from mnist_zoo.cli import non_negative_int, positive_float, positive_int
 from mnist_zoo.evaluate import evaluate_model
+from mnist_zoo.grid import CORE_AXES
 from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, build_model, list_models
 
 # Running 32 batches per call into TensorFlow halves the time of small batches on a
 # CPU, where per-step overhead rather than arithmetic dominates (docs/benchmarks.md).
 STEPS_PER_EXECUTION = 32
 CHECKPOINT_PATTERN = re.compile(r"ckpt-(\d+)\.keras$")
+# A run diverged when its loss turned NaN/inf, or rose far above a guess's: cross-entropy
+# of a uniform guess over 10 classes is ln 10 = 2.3, and no learning run ends 100x above it.
+DIVERGED_LOSS = 100 * math.log(10)
 
 
 @dataclasses.dataclass
@@ -62,6 +67,74 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def default_verbose() -> int:
     """Keras' progress bar on a terminal, one line per epoch in logs and CI."""
     return 1 if sys.stdout.isatty() else 2
+
+
+# --------------------------------------------------------------------------- one training path
+@dataclasses.dataclass
+class Fit:
+    """One model's training: its Keras-style history and, if asked, its test scores."""
+
+    model: keras.Model
+    history: dict  # {'loss': [...], 'accuracy': [...], 'val_loss': [...], ...}
+    test: dict | None  # {'loss', 'accuracy'} on the test set
+    seconds: float  # training (and test) wall time; a fused group's is shared out evenly
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
+
+    @property
+    def diverged(self) -> bool:
+        losses = self.history.get("loss", [])
+        test_loss = self.test["loss"] if self.test else 0.0
+        return (not losses or not all(math.isfinite(v) for v in losses)
+                or losses[-1] > DIVERGED_LOSS or not math.isfinite(test_loss))
+
+
+def fit_models(models: list[keras.Model], data: data_lib.DigitData, *, batch_size: int,
+               epochs: int, augment=None, seed: int = 0, verbose: int = 0, callbacks=(),
+               initial_epoch: int = 0, test: bool = True) -> list[Fit]:
+    """Train compiled models on `data`'s seeded batches: one alone, several fused.
+
+    Every trainer of the package (train, the search fused or not, bench's naive loop)
+    comes through here, so batches, NaN handling and test scoring cannot drift apart.
+    Several models must be fusable (mnist_zoo.fused) and see the same batches;
+    `callbacks` and `initial_epoch` are for a single model. A run whose loss turns
+    NaN stops after that epoch, fused or not (a fused member's history is cut there).
+    """
+    from mnist_zoo.fused import evaluate_fused, fit_fused
+
+    train_batches = data_lib.make_batches(data.x_train, data.y_train, batch_size, shuffle=True,
+                                          augment=augment, seed=seed)
+    val_batches = data_lib.make_batches(data.x_val, data.y_val, 1024) if len(data.x_val) else None
+    started = time.perf_counter()
+    if len(models) == 1:
+        (model,) = models
+        histories = [model.fit(train_batches, validation_data=val_batches, epochs=epochs,
+                               initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
+                               # the pipeline shuffles; Keras cannot shuffle a Dataset
+                               callbacks=[*callbacks, keras.callbacks.TerminateOnNaN()]).history]
+        tests = [model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0,
+                                return_dict=True)] if test else [None]
+    else:
+        if callbacks or initial_epoch:
+            raise ValueError("callbacks and initial_epoch need a single model")
+        fused, histories = fit_fused(models, train_batches, val_batches, epochs,
+                                     STEPS_PER_EXECUTION, verbose)
+        histories = [until_divergence(history) for history in histories]
+        tests = (evaluate_fused(fused, data.x_test, data.y_test) if test
+                 else [None] * len(models))
+    seconds = (time.perf_counter() - started) / len(models)
+    return [Fit(model, history, test_scores, seconds)
+            for model, history, test_scores in zip(models, histories, tests)]
+
+
+def until_divergence(history: dict) -> dict:
+    """The history up to and including the first epoch whose loss is NaN/inf: where
+    keras.callbacks.TerminateOnNaN stops a model trained alone."""
+    losses = history.get("loss", [])
+    stop = next((i + 1 for i, loss in enumerate(losses) if not math.isfinite(loss)), len(losses))
+    return {key: list(series[:stop]) for key, series in history.items()}
 
 
 def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "adam",
@@ -110,7 +183,6 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
         keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "ckpt-{epoch:03d}.keras")),
         KeepLastCheckpoints(checkpoint_dir, keep_checkpoints),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
-        keras.callbacks.TerminateOnNaN(),
     ]
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(patience=early_stopping,
@@ -118,21 +190,17 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
 
-    train_batches = data_lib.make_batches(data.x_train, data.y_train, batch_size, shuffle=True,
-                                          augment=augment, seed=seed)
-    val_batches = data_lib.make_batches(data.x_val, data.y_val, 1024) if len(data.x_val) else None
-    started = time.perf_counter()
-    history = net.fit(train_batches, validation_data=val_batches, epochs=epochs,
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
-                      shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a Dataset
-    seconds = time.perf_counter() - started
+    (fit,) = fit_models([net], data, batch_size=batch_size, epochs=epochs, augment=augment,
+                        seed=seed, verbose=verbose, callbacks=callbacks,
+                        initial_epoch=initial_epoch, test=False)  # evaluate_model scores below
+    seconds = fit.seconds
 
     metrics = {
         "model": model, "activation": activation, "optimizer": optimizer,
         "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
         "dataset": data.name, "data_source": data.source, "seed": seed,
         "train_images": len(data.x_train), "params": net.count_params(),
-        "epochs_run": initial_epoch + len(history.epoch), "seconds": round(seconds, 2),
+        "epochs_run": initial_epoch + fit.epochs_run, "seconds": round(seconds, 2),
         "train": evaluate_model(net, data.x_train, data.y_train, data.class_names),
         "val": (evaluate_model(net, data.x_val, data.y_val, data.class_names)
                 if len(data.x_val) else None),
@@ -144,7 +212,7 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
         net.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
     print(f"{name}: test accuracy {metrics['test']['accuracy']:.4f}, "
           f"loss {metrics['test']['loss']:.4f} ({seconds:.1f} s) -> {run_dir}")
-    return RunResult(run_dir, metrics, history.history, net)
+    return RunResult(run_dir, metrics, fit.history, net)
 
 
 def _load_initial_weights(net: keras.Model, path) -> None:
@@ -162,13 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # An abbreviation such as --lr-s would change meaning when a new option starts alike.
         allow_abbrev=False)
-    parser.add_argument("--model", default="lenet5", choices=list_models(), help="zoo model")
-    parser.add_argument("--activation", default="relu", choices=ACTIVATIONS)
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--learning-rate", "--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--model", default=CORE_AXES["model"], choices=list_models(),
+                        help="zoo model")
+    parser.add_argument("--activation", default=CORE_AXES["activation"], choices=ACTIVATIONS)
+    parser.add_argument("--optimizer", default=CORE_AXES["optimizer"], choices=OPTIMIZERS)
+    parser.add_argument("--learning-rate", "--lr", type=positive_float,
+                        default=CORE_AXES["learning_rate"])
     parser.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=CORE_AXES["batch_size"])
+    parser.add_argument("--epochs", type=positive_int, default=CORE_AXES["epochs"])
     parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                         help="decay over the whole run from --learning-rate")
     parser.add_argument("--dropout", type=float, default=None, help="dropout after dense layers")

@@ -1,0 +1,200 @@
+"""The search's vocabulary: axes, their defaults and allowed values, and grid files.
+
+A grid is a TOML file (search/*.toml): an [axes] table of lists, one trial per
+combination, and an optional [settings] table. This module reads and checks grid
+files and enumerates their points; it imports no TensorFlow, so plot, bench and
+tests can share it. (Checking a `model` value looks up the model registry, which
+imports Keras, only when a grid names models.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+GRID_DIRS = [
+    Path.cwd() / "search",
+    Path(__file__).resolve().parent.parent / "search",  # a source checkout / editable install
+    Path(sys.prefix) / "share" / "mnist_zoo" / "search",  # installed by setup.cfg data_files
+]
+# Every trial has these axes, in this order, with these defaults where a grid leaves one
+# out; they are also train's defaults.
+CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
+             "optimizer": "adam", "batch_size": 64, "epochs": 3}
+# Axes a grid may add; a trial without one uses the builder's or train's default.
+EXTRA_AXES = ("momentum", "dropout", "pooling", "augment", "lr_schedule")
+AXES = (*CORE_AXES, *EXTRA_AXES)
+# Axes that only change the optimizer: trials differing in these alone see the same batches.
+OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
+SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run; the message names the file, key and allowed values."""
+
+
+# --------------------------------------------------------------------------- value checks
+def _check_choice(allowed):
+    """A check against a list of names; `allowed` may be a function, called when needed."""
+    def check(value):
+        names = allowed() if callable(allowed) else allowed
+        if value not in names:
+            return f"choose from {', '.join(map(str, names))}"
+    return check
+
+
+def _check_number(kind, low, high=None, low_inclusive=False):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+            return f"expected {'a number' if kind is float else 'an integer'}"
+        if value < low or (value == low and not low_inclusive) or (high and value >= high):
+            bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
+            return f"expected a value {bound}"
+    return check
+
+
+def _check_augment(value):
+    from mnist_zoo.data import AUGMENTATIONS, parse_augment
+
+    try:
+        parse_augment(value)
+    except (ValueError, AttributeError, TypeError):
+        return f"choose 'none', 'all' or a '+'-joined subset of {', '.join(AUGMENTATIONS)}"
+
+
+def _models():
+    from mnist_zoo.models import list_models  # imports Keras: only when a grid names models
+
+    return list_models()
+
+
+def _vocabulary(name):
+    def names():
+        from mnist_zoo import models
+
+        return getattr(models, name)
+    return names
+
+
+AXIS_CHECKS = {
+    "model": _check_choice(_models),
+    "activation": _check_choice(_vocabulary("ACTIVATIONS")),
+    "learning_rate": _check_number(float, 0),
+    "optimizer": _check_choice(_vocabulary("OPTIMIZERS")),
+    "batch_size": _check_number(int, 1, low_inclusive=True),
+    "epochs": _check_number(int, 1, low_inclusive=True),
+    "momentum": _check_number(float, 0, 1, low_inclusive=True),
+    "dropout": _check_number(float, 0, 1, low_inclusive=True),
+    "pooling": _check_choice(["avg", "max"]),
+    "augment": _check_augment,
+    "lr_schedule": _check_choice(_vocabulary("LR_SCHEDULES")),
+}
+assert tuple(AXIS_CHECKS) == AXES
+
+
+# --------------------------------------------------------------------------- grid files
+def find_grid(grid: str) -> Path:
+    """A grid's file: a path as given, else NAME.toml in the known grid folders."""
+    path = Path(grid)
+    if path.suffix == ".toml" or path.is_file():  # (a folder named like a grid is no grid)
+        if not path.is_file():
+            raise GridError(f"grid file {path} does not exist")
+        return path
+    for folder in GRID_DIRS:
+        if (folder / f"{grid}.toml").is_file():
+            return folder / f"{grid}.toml"
+    raise GridError(f"unknown grid {grid!r}; built-in grids: "
+                    f"{', '.join(builtin_grids()) or 'none found'}; "
+                    "or give the path of a .toml file")
+
+
+def builtin_grids() -> dict[str, Path]:
+    """Name -> file of every grid in the known folders (the first folder wins)."""
+    found: dict[str, Path] = {}
+    for folder in GRID_DIRS:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            found.setdefault(path.stem, path)
+    return dict(sorted(found.items()))
+
+
+def load_grid(grid: str) -> dict:
+    """Read and check a grid file: {'name', 'path', 'axes': {axis: [values]}, 'settings'}."""
+    path = find_grid(grid)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise GridError(f"{path}: not valid TOML ({err})") from err
+    unknown_tables = set(spec) - {"description", "axes", "settings"}
+    if unknown_tables:
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown_tables)}; a grid has "
+                        "'description', an [axes] table and an optional [settings] table")
+    axes = spec.get("axes")
+    if not isinstance(axes, dict) or not axes:
+        raise GridError(f"{path}: no [axes] table; add one, e.g. activation = [\"relu\", \"tanh\"]")
+    for axis, values in axes.items():
+        _check_axis(path, axis, values)
+    settings = spec.get("settings", {})
+    for key, value in settings.items():
+        _check_setting(path, key, value)
+    # Core axes first, in their usual order, then any extra axes as written.
+    full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
+    full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
+    return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
+            "description": spec.get("description", "")}
+
+
+def _check_axis(path: Path, axis: str, values) -> None:
+    if axis not in AXIS_CHECKS:
+        raise GridError(f"{path}: unknown axis {axis!r}; allowed axes: {', '.join(AXES)}")
+    if not isinstance(values, list) or not values:
+        raise GridError(f"{path}: axis {axis!r} must be a non-empty list, e.g. "
+                        f"{axis} = [{CORE_AXES.get(axis, '...')!r}]")
+    for value in values:
+        problem = AXIS_CHECKS[axis](value)
+        if problem:
+            raise GridError(f"{path}: {axis} = {value!r} is not allowed: {problem}")
+    if len(set(map(str, values))) != len(values):
+        raise GridError(f"{path}: axis {axis!r} lists a value twice: {values}")
+
+
+def _check_setting(path: Path, key: str, value) -> None:
+    if key not in SETTINGS:
+        raise GridError(f"{path}: unknown setting {key!r}; allowed settings: "
+                        f"{', '.join(SETTINGS)}")
+    if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < 0:
+        raise GridError(f"{path}: setting {key} = {value!r} must be a non-negative integer")
+
+
+# --------------------------------------------------------------------------- points
+def grid_size(axes: dict) -> int:
+    return math.prod(len(values) for values in axes.values())
+
+
+def grid_points(axes: dict) -> list[dict]:
+    """Every combination, as dicts, the last axis varying fastest (the grid file's order)."""
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+def batches_key(values: dict) -> str:
+    """Trials with equal keys differ only in optimizer settings: they see the same batches,
+    so the search can train them together (mnist_zoo.fused)."""
+    shared = {k: v for k, v in values.items() if k not in OPTIMIZER_AXES}
+    return _digest(shared)
+
+
+def values_key(values: dict) -> str:
+    """A short stable name for one grid point (its run folder)."""
+    return _digest(values)
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

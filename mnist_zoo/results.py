@@ -1,0 +1,122 @@
+"""The search's results table: one row per trial, from the trial folders.
+
+Each finished trial leaves <project>/trial_*/result.json; the table
+<out>/experiment_results.csv is rebuilt from them after every trial (so a resumed
+or distributed search lists each trial exactly once), ranked, printed, and its
+best trials exported as .keras and SavedModel.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnist_zoo.grid import AXES
+
+RESULTS_CSV = "experiment_results.csv"
+METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                  "test_loss", "test_accuracy"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it:
+    a killed process or a concurrent worker must not leave a torn result."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results_csv(project_dir: Path, csv_path: Path):
+    """Rebuild the CSV from every trial's result.json, replacing the file atomically.
+
+    The lock keeps concurrent workers from replacing a newer table with an older one.
+    """
+    import pandas as pd
+
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path.with_name(f".{csv_path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = [json.loads(p.read_text()) for p in sorted(project_dir.glob("trial_*/result.json"))]
+        table = pd.DataFrame(rows)
+        if not table.empty:
+            table = table.sort_values("trial_id", kind="stable")
+        atomic_write_text(csv_path, table.to_csv(index=False))
+    return table
+
+
+def record_trial(row: dict, trial_dir: Path) -> None:
+    """Write one trial's row to its folder; written last, it marks the trial done."""
+    for column in METRIC_COLUMNS:
+        row.setdefault(column, math.nan)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(trial_dir / "result.json", json.dumps(row, indent=1))
+
+
+def finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def objective_values(row: dict) -> dict:
+    """The metrics keras-tuner ranks by; it cannot rank NaN, so a diverged or failed trial
+    counts as the worst."""
+    accuracy = lambda v: v if finite(v) else 0.0  # noqa: E731
+    loss = lambda v: v if finite(v) else 1e9  # noqa: E731
+    return {"val_accuracy": accuracy(row.get("val_accuracy")),
+            "val_loss": loss(row.get("val_loss")),
+            "accuracy": accuracy(row.get("train_accuracy")),
+            "loss": loss(row.get("train_loss")),
+            "test_accuracy": accuracy(row.get("test_accuracy")),
+            "test_loss": loss(row.get("test_loss"))}
+
+
+def progress_line(row: dict, done: int, total: int, session_seconds: list[float]) -> str:
+    settings = " ".join(str(row[key]) for key in ("model", "activation", "optimizer"))
+    eta = np.mean(session_seconds) * max(total - done, 0)
+    outcome = (f"val_acc {row['val_accuracy']:.4f}" if row["status"] == "completed"
+               else row["status"].upper() + (f" ({row['error'][:80]})" if row.get("error") else ""))
+    return (f"[{done}/{total}] {settings} lr={row['learning_rate']:g} bs={row['batch_size']} "
+            f"ep={row['epochs']} -> {outcome} ({row['seconds']:.0f} s), "
+            f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}")
+
+
+def ranked(table, objective: str):
+    """Completed trials, best first."""
+    done = table[table["status"] == "completed"]
+    return done.sort_values(objective, ascending=objective.endswith("loss"), kind="stable")
+
+
+def print_top(table, objective: str, k: int) -> None:
+    columns = ["trial_id", *[c for c in AXES if c in table.columns],
+               "val_accuracy", "test_accuracy", "seconds"]
+    best = ranked(table, objective).head(k)
+    counts = table["status"].value_counts().to_dict()
+    print(f"\n{len(table)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
+          f"best {len(best)} by {objective}:")
+    print(best[columns].to_string(index=False))
+
+
+def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:
+    """Copy the top-k trials' .keras files to <out>/models/ and export each as a SavedModel."""
+    import keras
+
+    exported = []
+    shutil.rmtree(out / "models", ignore_errors=True)  # an earlier, now outranked top-k
+    for rank, row in enumerate(ranked(table, objective).head(k).itertuples(), start=1):
+        if not row.model_path:
+            continue
+        target = out / "models" / f"top{rank}_trial_{row.trial_id}"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / row.model_path, target / "model.keras")
+        model = keras.models.load_model(target / "model.keras")
+        model.export(str(target / "saved_model"), format="tf_saved_model", verbose=False)
+        exported.append(target)
+    if exported:
+        print(f"exported top {len(exported)} models to {out / 'models'}")
+    return exported

@@ -1,0 +1,276 @@
+"""The keras-tuner pieces of the grid search: hypermodel, resumable oracle, tuner.
+
+`ZooTuner.run_trial` trains the trial's grid point (with the other points that share
+its batches, fused, when `fuse` is on) through `mnist_zoo.train.fit_models`, writes
+the run to <project>/runs/<values key>/ and the trial's row to its trial folder.
+Run folders are claimed with file locks, so keras-tuner's distributed workers (and
+`--jobs`) never train the same group twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import math
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import pandas as pd
+import tensorflow as tf
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.fused import can_fuse
+from mnist_zoo.grid import batches_key, grid_points, values_key
+from mnist_zoo.models import build_model, model_settings
+from mnist_zoo.results import (atomic_write_text, objective_values, progress_line,
+                               record_trial, write_results_csv)
+from mnist_zoo.train import STEPS_PER_EXECUTION, Fit, fit_models
+
+TrialStatus = kt.engine.trial.TrialStatus
+# Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
+tf.get_logger().setLevel("ERROR")
+
+
+class MemoryRestart(Exception):
+    """Raised after a trial when this process has grown past its memory allowance.
+
+    TensorFlow keeps a few MiB of every model a process has built, whatever
+    clear_session() says, so a long search climbs trial by trial. The search resumes
+    from its trial folders, so the cure is cheap: a fresh process (mnist_zoo.search)."""
+
+
+def resident_mib(pid: int | str = "self") -> float | None:
+    """A process' resident memory now, in MiB (None where /proc is missing or it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def make_hyperparameters(axes: dict) -> kt.HyperParameters:
+    """Register every axis up front (default = first value), so that trial 1 has them all."""
+    hp = kt.HyperParameters()
+    for axis, values in axes.items():
+        hp.Choice(axis, values, default=values[0])
+    return hp
+
+
+@functools.cache
+def fusable(model_name: str) -> bool:
+    return can_fuse(build_model(model_name, compile=False))
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Builds a registry model from a trial's values.
+
+    train_size (set once the data is loaded) lets a decaying learning rate span
+    exactly the trial's epochs * steps per epoch.
+    """
+
+    train_size: int | None = None
+
+    def build(self, hp):
+        return self.build_values(hp.values)
+
+    def build_values(self, values: dict) -> keras.Model:
+        decay_steps = 1000
+        if self.train_size:
+            decay_steps = math.ceil(self.train_size / values["batch_size"]) * values["epochs"]
+        accepted = model_settings(values["model"])
+        extras = {key: values[key] for key in ("activation", "dropout", "pooling")
+                  if key in values and key in accepted}
+        return build_model(values["model"], optimizer=values["optimizer"],
+                           learning_rate=values["learning_rate"],
+                           momentum=values.get("momentum", 0.0),
+                           lr_schedule=values.get("lr_schedule", "constant"),
+                           decay_steps=decay_steps,
+                           steps_per_execution=STEPS_PER_EXECUTION, **extras)
+
+
+class ResumableGridOracle(kt.Oracle):
+    """Hands out the grid's points in the grid file's order, resumably.
+
+    keras-tuner's GridSearchOracle (1.4.8) keeps its walk through the grid in memory
+    only: after a reload it fails with KeyError on the interrupted trial. Here the next
+    point is simply the first one no trial has taken yet, which the reloaded trial
+    files tell.
+    """
+
+    def __init__(self, points: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.points = points
+
+    def populate_space(self, trial_id):
+        taken = {self._compute_values_hash(t.hyperparameters.values)
+                 for t in self.trials.values()}
+        for values in self.points:
+            if self._compute_values_hash(values) not in taken:
+                return {"status": TrialStatus.RUNNING, "values": values}
+        # IDLE: other workers' trials are still running; STOPPED: the grid is done.
+        return {"status": TrialStatus.IDLE if self.ongoing_trials else TrialStatus.STOPPED,
+                "values": None}
+
+
+class ZooTuner(kt.Tuner):
+    """A grid tuner whose run_trial trains with the trial's batch size and epochs,
+    records everything about the trial, and never lets one bad trial stop the grid.
+
+    With fuse=True the first trial of a group of grid points that share their batches
+    trains the whole group at once; the group's other trials then find their run done.
+    """
+
+    def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
+                 fuse: bool = True, max_memory_growth: float | None = None, **kwargs):
+        self.points = grid_points(axes)
+        self.total_trials = len(self.points)
+        oracle = ResumableGridOracle(
+            self.points, objective=objective, seed=seed,
+            hyperparameters=make_hyperparameters(axes),
+            # A failed trial is recorded and the grid goes on; only an unbroken run
+            # of failures (a broken setup rather than a bad setting) stops it.
+            max_consecutive_failed_trials=max(3, min(10, self.total_trials)))
+        super().__init__(oracle, ZooHyperModel(), **kwargs)
+        self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
+        self.session_seconds: list[float] = []
+        # Memory after the first trial this process trained; a later trial that ends
+        # max_memory_growth (a fraction) above it raises MemoryRestart.
+        self.max_memory_growth, self.baseline_mib = max_memory_growth, None
+        self.trained_here, self.trials_done = False, 0
+
+    # ------------------------------------------------------------------- trials
+    def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        values = dict(trial.hyperparameters.values)
+        result_path = trial_dir / "result.json"
+        if result_path.exists():  # finished before a kill, but the oracle never heard
+            return objective_values(json.loads(result_path.read_text()))
+        row = {"trial_id": trial.trial_id, **values}
+        try:
+            row.update(self._run_of(values, data, fit_verbose))
+        except Exception as err:  # record, then let keras-tuner mark the trial failed
+            row.update({"status": "failed", "error": f"{type(err).__name__}: {err}",
+                        "seconds": 0.0, "dataset": data.name, "seed": self.seed})
+            self._record(row, trial_dir)
+            raise kt.errors.FailedTrialError(row["error"]) from err
+        self._record(row, trial_dir)
+        return objective_values(row)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle hears of the trial first: nothing is lost
+        if not (self.max_memory_growth and self.trained_here):
+            return
+        now = resident_mib()
+        if now is None or self.trials_done >= self.total_trials:
+            return
+        if self.baseline_mib is None:
+            self.baseline_mib = now
+        elif now > self.baseline_mib * (1 + self.max_memory_growth):
+            raise MemoryRestart(f"memory grew from {self.baseline_mib:.0f} to {now:.0f} MiB "
+                                f"(+{now / self.baseline_mib - 1:.1%}) since the first trial")
+
+    def _record(self, row: dict, trial_dir: Path) -> None:
+        record_trial(row, trial_dir)
+        table = write_results_csv(Path(self.project_dir), self.results_csv)
+        self.trials_done = len(table)
+        self.session_seconds.append(row["seconds"])
+        print(progress_line(row, len(table), self.total_trials, self.session_seconds),
+              flush=True)
+
+    # ------------------------------------------------------------------- runs
+    def _run_dir(self, values: dict) -> Path:
+        return Path(self.project_dir) / "runs" / values_key(values)
+
+    def _run_of(self, values: dict, data, verbose: int) -> dict:
+        """The finished run for these values, training it (and its group) if needed."""
+        run_json = self._run_dir(values) / "run.json"
+        while not run_json.exists():
+            if self._train_group_of(values, data, verbose, wait=False):
+                continue
+            # Another worker is training this group: rather than wait, train a
+            # group nobody has started, then look again.
+            if not self._train_some_other_group(data, verbose):
+                self._train_group_of(values, data, verbose, wait=True)
+        return json.loads(run_json.read_text())
+
+    def _train_group_of(self, values: dict, data, verbose: int, wait: bool) -> bool:
+        """Train the unfinished points of values' group, holding the group's lock;
+        False when another process holds it and wait is False."""
+        lock_path = Path(self.project_dir) / "runs" / f"{batches_key(values)}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return False
+            group = [p for p in self._group_of(values)
+                     if not (self._run_dir(p) / "run.json").exists()]
+            if group:
+                self._train_together(group, data, verbose)
+        return True
+
+    def _train_some_other_group(self, data, verbose: int) -> bool:
+        for values in self.points:
+            if (self._run_dir(values) / "run.json").exists():
+                continue
+            try:
+                if self._train_group_of(values, data, verbose, wait=False):
+                    return True
+            except Exception:  # its own trial will run it again and record the error
+                return False
+        return False
+
+    def _group_of(self, values: dict) -> list[dict]:
+        """The grid points trained together with values: those sharing its batches."""
+        if not self.fuse or not fusable(values["model"]):
+            return [values]
+        key = batches_key(values)
+        return [p for p in self.points if batches_key(p) == key]
+
+    def _train_together(self, group: list[dict], data, verbose: int) -> None:
+        keras.backend.clear_session()  # graphs of earlier trials would pile up in this process
+        self.trained_here = True
+        self.hypermodel.train_size = len(data.x_train)
+        models = []
+        for values in group:
+            keras.utils.set_random_seed(self.seed)  # each starts as it would alone
+            models.append(self.hypermodel.build_values(values))
+        first = group[0]
+        fits = fit_models(models, data, batch_size=first["batch_size"], epochs=first["epochs"],
+                          augment=first.get("augment"), seed=self.seed, verbose=verbose)
+        for values, fit in zip(group, fits):
+            self._save_run(values, fit, len(group), data)
+
+    def _save_run(self, values: dict, fit: Fit, group_size: int, data) -> None:
+        run_dir = self._run_dir(values)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(fit.history).rename_axis("epoch").to_csv(run_dir / "history.csv")
+        if not fit.diverged:
+            fit.model.save(run_dir / "model.keras")
+        atomic_write_text(run_dir / "run.json",  # written last: the run is complete
+                          json.dumps(self._run_row(fit, group_size, data, run_dir), indent=1))
+
+    def _run_row(self, fit: Fit, group_size: int, data, run_dir: Path) -> dict:
+        last = {key: float(series[-1]) for key, series in fit.history.items()}
+        relative = lambda name: str((run_dir / name).relative_to(self.results_csv.parent))  # noqa: E731
+        scored = not fit.diverged
+        return {
+            # train_* are the last epoch's running figures, as Keras reports them.
+            "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),
+            "val_loss": last.get("val_loss", math.nan),
+            "val_accuracy": last.get("val_accuracy", math.nan),
+            "test_loss": float(fit.test["loss"]) if scored else math.nan,
+            "test_accuracy": float(fit.test["accuracy"]) if scored else math.nan,
+            "epochs_run": fit.epochs_run, "params": fit.model.count_params(),
+            "status": "completed" if scored else "diverged", "error": "",
+            # A fused group's wall time is shared out evenly among its trials.
+            "seconds": round(fit.seconds, 2), "trained_with": group_size,
+            "dataset": data.name, "seed": self.seed,
+            "history_path": relative("history.csv"),
+            "model_path": relative("model.keras") if scored else "",
+        }

@@ -1,0 +1,109 @@
+"""Issue #11: the search's one training path, end to end, in-process on real digits.
+
+Each test runs `mnist_zoo.search.search()` in this process (a new TensorFlow process
+costs ~5 s) on a few hundred MNIST digits and checks what lands in the results table.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_zoo import grid as grid_lib
+from mnist_zoo import plot
+from mnist_zoo import search as search_lib
+
+MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    from mnist_zoo.data import load_dataset
+
+    return load_dataset("mnist", MNIST_8K2K, subset=440, validation_size=40)
+
+
+def run_grid(tmp_path: Path, axes: str, data, name="grid", **kwargs) -> pd.DataFrame:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    grid = tmp_path / f"{name}.toml"
+    grid.write_text(f"[axes]\n{axes}\n")
+    kwargs.setdefault("export_top", 0)
+    return search_lib.search(str(grid), data=data, out=tmp_path / "out", verbose=0, **kwargs)
+
+
+def test_a_tiny_search_plots_from_its_own_csv(tmp_path, digits, zoo_check_image):
+    table = run_grid(tmp_path, 'model = ["lenet5"]\nactivation = ["relu", "tanh"]\n'
+                     'learning_rate = [0.01, 0.001]\nbatch_size = [32, 64]\nepochs = [2]',
+                     digits)
+    assert len(table) == 8 and (table["status"] == "completed").all()
+    csv_path = tmp_path / "out" / "experiment_results.csv"
+    charts = plot.main([str(csv_path), "--out", str(tmp_path / "plots")])
+    assert charts == 0
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert {"ranking.png", "lines_by_batch_size.png", "heatmap_learning_rate_x_batch_size.png",
+            "what_matters.png", "training_curves.png"} <= set(pngs), pngs
+    for name in pngs:
+        zoo_check_image(tmp_path / "plots" / name, min_size=(200, 150))
+    report = (tmp_path / "plots" / "report.html").read_text()
+    best = table.sort_values("val_accuracy", ascending=False, kind="stable").iloc[0]
+    first_row = report[report.index("<tbody>"):][:400]  # the report's best trial
+    assert best["trial_id"] in first_row and f"{best['val_accuracy']:.2%}" in first_row
+
+
+def test_the_full_grid_runs_through_the_search_at_toy_size(tmp_path, digits):
+    """The README's grid, 81 LeNet-5 trials, as 1 epoch on 400 digits."""
+    spec = grid_lib.load_grid("full")
+    table = search_lib.search("full", data=digits, out=tmp_path / "out", epochs=1,
+                              export_top=1, verbose=0)
+    assert len(table) == 81 and table["trial_id"].is_unique
+    points = {tuple(str(p[a]) for a in grid_lib.CORE_AXES)
+              for p in grid_lib.grid_points({**spec["axes"], "epochs": [1]})}
+    assert {tuple(map(str, row)) for row in
+            table[list(grid_lib.CORE_AXES)].itertuples(index=False)} == points
+    assert set(table["status"]) <= {"completed", "diverged"}
+    assert (table["status"] == "completed").sum() >= 70
+    # Trials sharing batches are trained nine at a time (3 lrs x 3 optimizers).
+    assert (table["trained_with"] == 9).all()
+    assert table["val_accuracy"].max() > 0.5  # 1 epoch on 400 digits, chance is 0.1
+    assert len(list((tmp_path / "out" / "models").iterdir())) == 1
+
+
+EXTRA_AXES = {
+    "momentum": ('optimizer = ["sgd"]\nlearning_rate = [0.05]\nmomentum = [0.0, 0.9]', "mlp_bp"),
+    "dropout": ("dropout = [0.0, 0.5]", "mlp_simple"),
+    "pooling": ('pooling = ["avg", "max"]', "lenet5"),
+    "augment": ('augment = ["none", "rotate+translate"]', "lenet5"),
+    "lr_schedule": ('optimizer = ["sgd"]\nlearning_rate = [0.1]\n'
+                    'lr_schedule = ["constant", "cosine"]', "mlp_bp"),
+}
+
+
+@pytest.mark.parametrize("axis", EXTRA_AXES)
+def test_each_extra_axis_reaches_the_trained_model(axis, tmp_path, digits):
+    axes, model = EXTRA_AXES[axis]
+    table = run_grid(tmp_path, f'model = ["{model}"]\nepochs = [2]\n{axes}', digits)
+    assert len(table) == 2 and (table["status"] == "completed").all()
+    assert table[axis].astype(str).nunique() == 2  # the CSV names the axis' values
+    # The setting changed the training: the two trials end with different losses.
+    first, second = table["train_loss"]
+    assert abs(first - second) > 1e-4, table[[axis, "train_loss"]]
+    assert (table["val_accuracy"] > 0.1).all()
+
+
+def test_a_diverged_trial_has_the_same_epochs_run_fused_or_not(tmp_path, digits):
+    axes = ('model = ["lenet5"]\noptimizer = ["sgd"]\nlearning_rate = [1e12, 0.05]\n'
+            "epochs = [3]")
+    fused = run_grid(tmp_path / "fused", axes, digits).set_index("learning_rate")
+    alone = run_grid(tmp_path / "alone", axes, digits, fuse=False).set_index("learning_rate")
+    assert (fused["trained_with"] == 2).all() and (alone["trained_with"] == 1).all()
+    for table in (fused, alone):
+        assert table.loc[1e12, "status"] == "diverged"
+        assert table.loc[0.05, "status"] == "completed" and table.loc[0.05, "epochs_run"] == 3
+    # TerminateOnNaN stops a lone model after its first NaN epoch; a fused member's
+    # history is cut at the same place.
+    assert fused.loc[1e12, "epochs_run"] == alone.loc[1e12, "epochs_run"] < 3
+    np.testing.assert_allclose(fused.loc[0.05, "val_accuracy"], alone.loc[0.05, "val_accuracy"],
+                               atol=0.03)
