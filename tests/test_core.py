@@ -146,7 +146,7 @@ def test_every_model_builds_and_trains_a_few_steps(name, digits):
 
 def test_registry_lists_the_zoo_and_rejects_unknowns():
     assert set(list_models()) == {"lenet5", "mlp_bp", "mlp_simple", "mlp_medium",
-                                  "mlp_complex", "mlp_residual", "cnn3"}
+                                  "mlp_complex", "mlp_residual", "cnn3", "cnn_bn"}
     with pytest.raises(ValueError, match="unknown model 'lenet6'.*lenet5"):
         build_model("lenet6")
     with pytest.raises(ValueError, match="unknown activation 'relu6'"):
