@@ -126,8 +126,8 @@ def _load_keras(path: Path) -> Callable:
 
     # Keras reports a .keras file that is not a zip archive as "File not found".
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelError(f"{path} is not a valid .keras file (a .keras model is a zip archive; "
-                         "this one is truncated or in another format)")
+        raise ModelError(f"cannot load model {path}: not a valid .keras file (a .keras model "
+                         "is a zip archive; this one is truncated or in another format)")
     # compile=False: inference needs no optimizer, and loading skips its state.
     model = keras.models.load_model(path, compile=False)
     return lambda x: model.predict_on_batch(x)

@@ -303,7 +303,7 @@ def test_a_keras_file_that_is_not_a_zip(tmp_path, capsys):
 
     assert evaluate.main([str(broken), "--data-dir", str(tmp_path)]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "is not a valid .keras file" in line and "not found" not in line
+    assert "not a valid .keras file" in line and "not found" not in line
 
 
 # --------------------------------------------------------------------------- 4. predict
