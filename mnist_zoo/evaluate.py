@@ -252,6 +252,7 @@ def plot_gallery(x: np.ndarray, y: np.ndarray, predicted: np.ndarray, confidence
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
+    from mnist_zoo.cli import non_negative_int
     from mnist_zoo.data import add_data_arguments
 
     parser = argparse.ArgumentParser(
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which images to score (val and train as train.py splits them)")
     parser.add_argument("--out", default=None,
                         help="output folder (default results/evaluation/<model name>)")
-    parser.add_argument("--gallery-size", type=int, default=25,
+    parser.add_argument("--gallery-size", type=non_negative_int, default=25,
                         help="digits in each gallery")
     parser.add_argument("--seed", type=int, default=0,
                         help="validation split and random sample seed")

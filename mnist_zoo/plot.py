@@ -64,6 +64,7 @@ RANKING_TOP = 100  # bars in the ranking; the 81-trial lab grid still shows whol
 LINES_TOP = 60  # combinations along the x axis of each line-chart panel
 LINES_PANELS = 8  # line-chart panels (models), the best first
 PANELS_PER_FILE = 36  # heatmap panels in one file, the best first
+EXCLUDED_ROWS = 200  # failed or diverged trials listed in report.html
 DPI = 110
 BELOW = "#d0d0d0"  # cells and bars on the wrong side of --threshold
 STYLE = {
@@ -561,6 +562,10 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
         return []
     models = (list(res.trials.groupby("model", observed=True)) if "model" in res.axes
               else [(None, res.trials)])
+    n_models = len(models)
+    if n_models > LINES_PANELS:  # one row per model: the best few keep the figure readable
+        models = _best_groups(res, models)[:LINES_PANELS]
+    shown = f"the best {len(models)} of {n_models} models" if len(models) < n_models else ""
     best = "max" if res.higher_is_better else "min"
     pooled = [a for a in res.axes if a not in ("optimizer", "activation", "model")]
     grids = []
@@ -585,10 +590,11 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
     for ax in axes.ravel():
         ax.label_outer()
     _colorbar(fig, axes.ravel().tolist(), res, norm)
-    _heatmap_note(fig, res, empty_cells)
+    _heatmap_note(fig, res, empty_cells, shown)
     _title(fig, res, f"{res.metric_label}: optimizer x activation")
     caption = ("Left: the best trial of each optimizer and activation pairing; right: their mean"
-               f"{over}, which shows how forgiving a pairing is of its other settings.")
+               f"{over}, which shows how forgiving a pairing is of its other settings."
+               + (f" Shown: {shown}." if shown else ""))
     return [Chart(_save(fig, out, "optimizer_x_activation", fmt), caption)]
 
 
@@ -746,7 +752,11 @@ def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
     if len(excluded):
         shown = [c for c in ("trial_id", *AXES, "status", "error") if c in excluded]
         parts += ["<h2>Trials left out of the charts</h2>",
-                  excluded[shown].to_html(index=False, na_rep="", border=0, classes="trials")]
+                  excluded[shown].head(EXCLUDED_ROWS).to_html(index=False, na_rep="", border=0,
+                                                              classes="trials")]
+        if len(excluded) > EXCLUDED_ROWS:
+            parts.append(f"<p>… and {len(excluded) - EXCLUDED_ROWS:,} more; the results CSV "
+                         "lists them all.</p>")
     path = out / "report.html"
     path.write_text(REPORT_PAGE.format(title=html.escape(f"Search results: {res.csv_path.name}"),
                                        body="\n".join(parts)), encoding="utf-8")

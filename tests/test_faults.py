@@ -295,6 +295,15 @@ def test_evaluate_with_labels_out_of_range(tmp_path, capsys):
     assert "t10k-labels-idx1-ubyte.gz: labels must be 0 to 9" in line
 
 
+def test_evaluate_refuses_a_negative_gallery_size(tmp_path, capsys):
+    from mnist_zoo import evaluate
+
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(tmp_path / "model.keras"), "--gallery-size", "-1"])
+    assert exit_info.value.code == 2
+    assert "--gallery-size: must be 0 or more" in one_error_line(capsys.readouterr().err)
+
+
 def test_a_keras_file_that_is_not_a_zip(tmp_path, capsys):
     from mnist_zoo import evaluate
 
@@ -393,6 +402,7 @@ def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
     report = (tmp_path / "plots" / "report.html").read_text()
     assert "The 100 best of 4,900 completed trials" in report
     assert "best 60 of 108 combinations" in report
+    assert report.count("<td>failed</td>") == 100  # all 100 failed trials listed
 
 
 def test_plot_caps_heatmap_panels_and_line_panels(tmp_path, monkeypatch):
@@ -401,14 +411,19 @@ def test_plot_caps_heatmap_panels_and_line_panels(tmp_path, monkeypatch):
     csv = big_search_csv(tmp_path / "results.csv", rows=1728)
     monkeypatch.setattr(plot, "PANELS_PER_FILE", 6)
     monkeypatch.setattr(plot, "LINES_PANELS", 2)
+    monkeypatch.setattr(plot, "EXCLUDED_ROWS", 10)
     res = plot.load_results(csv)
 
     heatmaps = plot.plot_heatmaps(res, tmp_path, "png", "learning_rate", "batch_size")
     lines = plot.plot_lines(res, tmp_path, "png")
+    pairings = plot.plot_optimizer_activation(res, tmp_path, "png")
 
     assert len(heatmaps) == 4  # one file per model, each with its best 6 of 27 panels
     assert all("the best 6 of 27 panels" in chart.caption for chart in heatmaps)
     assert "best 2 of 4 models" in lines[0].caption
+    assert "the best 2 of 4 models" in pairings[0].caption
+    report = plot.write_report(res, heatmaps, tmp_path).read_text()
+    assert report.count("<td>failed</td>") == 10 and "… and 25 more" in report  # 35 failed
 
 
 def _csv_with_history(folder: Path, history_path: str) -> Path:
