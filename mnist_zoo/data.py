@@ -250,6 +250,18 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
                      name=name, source=source, class_names=CLASS_NAMES[name])
 
 
+def data_identity(data: DigitData) -> dict:
+    """What tells one loaded dataset from another: name, source, split sizes and a checksum
+    of every image and label (a resumed search must not mix data)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test):
+        digest.update(np.ascontiguousarray(array).data)
+    return {"dataset": data.name, "source": data.source, "train": len(data.x_train),
+            "val": len(data.x_val), "test": len(data.x_test), "sha1": digest.hexdigest()[:16]}
+
+
 def _to_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[..., None]
 

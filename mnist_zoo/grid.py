@@ -36,6 +36,7 @@ AXES = (*CORE_AXES, *EXTRA_AXES)
 # Axes that only change the optimizer: trials differing in these alone see the same batches.
 OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
 SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+FLOAT_AXES = ("learning_rate", "momentum", "dropout")
 
 
 class GridError(ValueError):
@@ -105,7 +106,10 @@ assert tuple(AXIS_CHECKS) == AXES
 def find_grid(grid: str) -> Path:
     """A grid's file: a path as given, else NAME.toml in the known grid folders."""
     path = Path(grid)
-    if path.suffix == ".toml" or path.is_file():  # (a folder named like a grid is no grid)
+    if path.suffix == ".toml" or path.is_file() or (path.is_dir() and len(path.parts) > 1):
+        if path.is_dir():
+            raise GridError(f"grid {path} is a folder; give a .toml grid file or a built-in "
+                            f"grid's name ({', '.join(builtin_grids())})")
         if not path.is_file():
             raise GridError(f"grid file {path} does not exist")
         return path
@@ -145,6 +149,10 @@ def load_grid(grid: str) -> dict:
     settings = spec.get("settings", {})
     for key, value in settings.items():
         _check_setting(path, key, value)
+    # TOML tells 0 from 0.0, keras-tuner's Choice refuses to mix them: numbers of a float
+    # axis are floats.
+    axes = {axis: [float(v) for v in values] if axis in FLOAT_AXES else values
+            for axis, values in axes.items()}
     # Core axes first, in their usual order, then any extra axes as written.
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})

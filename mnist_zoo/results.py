@@ -21,8 +21,13 @@ import numpy as np
 from mnist_zoo.grid import AXES
 
 RESULTS_CSV = "experiment_results.csv"
+RESULTS_OWNER = ".results_grid"  # which grid's table and exports <out> holds
 METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "test_loss", "test_accuracy"]
+
+
+class ResultsError(RuntimeError):
+    """A results folder the search cannot use; the message names the folder and the way out."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -43,12 +48,64 @@ def write_results_csv(project_dir: Path, csv_path: Path):
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path.with_name(f".{csv_path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = [json.loads(p.read_text()) for p in sorted(project_dir.glob("trial_*/result.json"))]
+        rows = [row for p in sorted(project_dir.glob("trial_*/result.json"))
+                if (row := read_result(p)) is not None]
         table = pd.DataFrame(rows)
         if not table.empty:
             table = table.sort_values("trial_id", kind="stable")
         atomic_write_text(csv_path, table.to_csv(index=False))
     return table
+
+
+def read_result(path: Path) -> dict | None:
+    """A trial's row, or None where the file is missing or damaged (the trial then counts
+    as unfinished, and the next run of the search trains it again)."""
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return row if isinstance(row, dict) and "trial_id" in row and "status" in row else None
+
+
+def claim_results(out: Path, grid_name: str, overwrite: bool) -> None:
+    """Make <out>'s table and exports this grid's, refusing to replace another grid's.
+
+    experiment_results.csv and models/ hold one grid's results: a second grid run into the
+    same folder would silently replace the first one's table and exports.
+    """
+    owner_file, csv_path = out / RESULTS_OWNER, out / RESULTS_CSV
+    owner = owner_file.read_text().strip() if owner_file.is_file() else None
+    if owner and owner != grid_name and csv_path.exists() and not overwrite:
+        raise ResultsError(f"{out} holds the results of grid {owner!r} ({RESULTS_CSV}, models/); "
+                           f"run grid {grid_name!r} with another --out, or pass --overwrite "
+                           "to replace them")
+    if owner != grid_name:
+        if overwrite:
+            csv_path.unlink(missing_ok=True)
+            shutil.rmtree(out / "models", ignore_errors=True)
+        atomic_write_text(owner_file, grid_name + "\n")
+
+
+def check_out_folder(out: Path) -> None:
+    """A results folder that exists or can be made, and can be written to."""
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"--out {out} is a file; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_test.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ResultsError(f"cannot write to --out {out} ({err.strerror or err}); "
+                           "choose a folder you can write to") from None
+
+
+def inside(folder: Path, relative: str) -> Path | None:
+    """folder/relative if it stays inside folder (a record's path may not point elsewhere)."""
+    if not relative or not isinstance(relative, str):
+        return None
+    path = (folder / relative).resolve()
+    return path if path.is_relative_to(folder.resolve()) else None
 
 
 def record_trial(row: dict, trial_dir: Path) -> None:
@@ -97,8 +154,12 @@ def print_top(table, objective: str, k: int) -> None:
                "val_accuracy", "test_accuracy", "seconds"]
     best = ranked(table, objective).head(k)
     counts = table["status"].value_counts().to_dict()
-    print(f"\n{len(table)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
-          f"best {len(best)} by {objective}:")
+    summary = f"\n{len(table)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+    if best.empty:
+        print(f"{summary}; none completed, so none is ranked: the CSV's status and error "
+              "columns say why")
+        return
+    print(f"{summary}; best {len(best)} by {objective}:")
     print(best[columns].to_string(index=False))
 
 
@@ -109,11 +170,15 @@ def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:
     exported = []
     shutil.rmtree(out / "models", ignore_errors=True)  # an earlier, now outranked top-k
     for rank, row in enumerate(ranked(table, objective).head(k).itertuples(), start=1):
-        if not row.model_path:
+        source = inside(out, row.model_path)
+        if source is None:
+            if isinstance(row.model_path, str) and row.model_path:
+                print(f"warning: trial {row.trial_id}'s model_path {row.model_path!r} leads "
+                      f"outside {out}; not exported")
             continue
         target = out / "models" / f"top{rank}_trial_{row.trial_id}"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / row.model_path, target / "model.keras")
+        shutil.copyfile(source, target / "model.keras")
         model = keras.models.load_model(target / "model.keras")
         model.export(str(target / "saved_model"), format="tf_saved_model", verbose=False)
         exported.append(target)

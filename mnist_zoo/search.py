@@ -35,9 +35,12 @@ import time
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
+from mnist_zoo.cli import non_negative_int, positive_int
 from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid
-from mnist_zoo.results import (RESULTS_CSV, atomic_write_text, export_top_models, print_top,
-                               write_results_csv)
+from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
+                               claim_results, export_top_models, print_top, write_results_csv)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="results",
@@ -68,6 +71,9 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     out = Path(out)
     project = out / "tuner" / spec["name"]
     results_csv = out / RESULTS_CSV
+    check_out_folder(out)
+    if role != "worker":  # the chief (or a lone process) owns the table and exports
+        claim_results(out, spec["name"], overwrite)
     _guard_project(project, axes, settings, dataset, overwrite and role != "worker")
     if overwrite and role is None:
         results_csv.unlink(missing_ok=True)
@@ -87,6 +93,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
             data = data_lib.load_dataset(dataset, data_dir, subset=settings.get("subset"),
                                          validation_size=settings.get("validation_size"),
                                          seed=seed)
+        _guard_data(project, data)
         print(f"grid {spec['name']}: {total} trials, {len(data.x_train)} training / "
               f"{len(data.x_val)} validation / {len(data.x_test)} test images from {data.source}",
               flush=True)
@@ -96,16 +103,20 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     tuner.search(data=data, fit_verbose=verbose, verbose=0)
 
     table = write_results_csv(project, results_csv)
-    if role == "worker":  # the chief or a later plain run does the exporting
-        return table
+    if role != "worker":  # the chief or a later plain run does the exporting
+        report(table, total, out, objective, show_top, export_top)
+    return table
+
+
+def report(table, total: int, out: Path, objective: str, show_top: int, export_top: int):
+    """What a finished search prints: missing trials, the best ones; and the top-k export."""
     missing = total - len(table)
     if missing:
         print(f"warning: {missing} of {total} trials have no result; rerun to finish them")
     if not table.empty:
         print_top(table, objective, show_top)
         export_top_models(table, out, objective, export_top)
-    print(f"results: {results_csv}")
-    return table
+    print(f"results: {out / RESULTS_CSV}")
 
 
 def _guard_project(project: Path, axes: dict, settings: dict, dataset: str, overwrite: bool):
@@ -115,14 +126,38 @@ def _guard_project(project: Path, axes: dict, settings: dict, dataset: str, over
     marker = project / "grid.json"
     if overwrite and project.exists():
         shutil.rmtree(project)
-    if marker.exists() and marker.read_text() != fingerprint:
+    # Only finished trials are worth protecting: a search that failed before its first
+    # trial (a grid keras-tuner refused, say) must not block the corrected grid.
+    if (marker.exists() and marker.read_text() != fingerprint
+            and any(project.glob("trial_*/result.json"))):
         raise GridError(f"{project} holds a search of a different grid, dataset or settings; "
                         "pass --overwrite to start afresh, or another --out")
     project.mkdir(parents=True, exist_ok=True)
-    if not marker.exists():
+    if not marker.exists() or marker.read_text() != fingerprint:
         # Atomic: with --jobs the chief and the workers all check this file at start-up,
         # and a half-written one would read as a different grid.
         atomic_write_text(marker, fingerprint)
+
+
+def _guard_data(project: Path, data: data_lib.DigitData) -> None:
+    """Refuse to resume on other data than the trials so far saw (one table, one dataset)."""
+    identity = data_lib.data_identity(data)
+    marker = project / "data.json"
+    if marker.exists():
+        earlier = json.loads(marker.read_text())
+        same = lambda a, b: {**a, "source": ""} == {**b, "source": ""}  # noqa: E731
+        if not same(earlier, identity):  # the same digits from another folder are fine
+            raise GridError(
+                f"{project} was searched on other data ({_describe(earlier)}) than this run "
+                f"loaded ({_describe(identity)}); pass the same --dataset/--data-dir, "
+                "--overwrite to start afresh, or another --out")
+    else:
+        atomic_write_text(marker, json.dumps(identity, sort_keys=True))
+
+
+def _describe(identity: dict) -> str:
+    return (f"{identity['dataset']} from {identity['source']}, {identity['train']}/"
+            f"{identity['val']}/{identity['test']} images, checksum {identity['sha1']}")
 
 
 # --------------------------------------------------------------------------- command line
@@ -143,26 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
     data_lib.add_data_arguments(parser)
     parser.add_argument("--out", default="results", help="results folder (default: results/)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the grid's epochs")
-    parser.add_argument("--subset", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="override the grid's epochs")
+    parser.add_argument("--subset", type=positive_int, default=None,
                         help="train on this many training images (overrides the grid's)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for data split and weights")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for data split and weights")
     parser.add_argument("--objective", default="val_accuracy",
                         choices=["val_accuracy", "val_loss", "accuracy", "loss",
                                  "test_accuracy", "test_loss"],
                         help="what ranks the trials")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard earlier results of this grid and start afresh")
-    parser.add_argument("--export-top", type=int, default=3, metavar="K",
+    parser.add_argument("--export-top", type=non_negative_int, default=3, metavar="K",
                         help="export the best K models as SavedModel and .keras (default 3)")
-    parser.add_argument("--top", type=int, default=3, help="rows of the best-trials table")
+    parser.add_argument("--top", type=non_negative_int, default=3, help="rows of the best-trials table")
     parser.add_argument("--no-fuse", action="store_true",
                         help="train one trial at a time instead of fusing trials that differ "
                              "only in optimizer settings (slower, same results)")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=positive_int, default=1,
                         help="train in N local processes (keras-tuner's distributed mode on "
                              "127.0.0.1); 2 fills both cores of a 2-core machine")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
                              "choice; with --jobs N: cores / N)")
     parser.add_argument("--max-memory-growth", type=_percent, default=3.0, metavar="PCT",
@@ -201,11 +237,14 @@ def run_local_jobs(args, argv: list[str]) -> int:
     import socket
     import subprocess
 
+    spec = load_grid(args.grid)  # a bad grid or folder fails here, once, not in N processes
+    out = Path(args.out)
+    check_out_folder(out)
+    claim_results(out, spec["name"], args.overwrite)
     if args.overwrite:  # done here once, before any process can start on the folder
-        spec = load_grid(args.grid)
-        shutil.rmtree(Path(args.out) / "tuner" / spec["name"], ignore_errors=True)
-        (Path(args.out) / RESULTS_CSV).unlink(missing_ok=True)
-    with socket.socket() as sock:  # a free port for the chief
+        shutil.rmtree(out / "tuner" / spec["name"], ignore_errors=True)
+        (out / RESULTS_CSV).unlink(missing_ok=True)
+    with socket.socket() as sock:  # a free port for the chief, on loopback only
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads"])
@@ -216,15 +255,36 @@ def run_local_jobs(args, argv: list[str]) -> int:
     workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)])
                for i in range(args.jobs)]
     try:
-        codes = [w.wait() for w in workers]
-        if any(codes):  # the chief would wait forever for trials nobody will run
-            chief.terminate()
-        codes.append(chief.wait())
-    except KeyboardInterrupt:
+        return _wait_for_jobs(chief, workers)
+    finally:  # Ctrl-C, or a process that died: no process outlives this one
         for process in (*workers, chief):
-            process.terminate()
-        raise
-    return max(codes)
+            if process.poll() is None:
+                process.terminate()
+        for process in (*workers, chief):
+            process.wait()
+
+
+def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
+    """Wait until every worker and then the chief are done. A worker that dies (killed,
+    out of memory) leaves its trial RUNNING, and keras-tuner would wait for it forever:
+    stop the others then, and say how to go on."""
+    while any(w.poll() is None for w in workers):
+        dead = [(i, w.returncode) for i, w in enumerate(workers) if w.returncode]
+        if dead or chief.poll() is not None:
+            who = (", ".join(f"worker {i} ({_exit_reason(code)})" for i, code in dead)
+                   or f"the chief ({_exit_reason(chief.returncode)})")
+            print(f"error: {who} stopped; the other processes were stopped too. Finished "
+                  "trials are saved: rerun the same command to resume", file=sys.stderr)
+            return 1
+        time.sleep(poll_seconds)
+    failed = max(w.returncode for w in workers)
+    if failed:  # the chief would wait forever for trials nobody will run
+        chief.terminate()
+    return max(failed, chief.wait())
+
+
+def _exit_reason(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 def list_grids() -> None:
@@ -242,13 +302,26 @@ def main(argv=None, restartable: bool = False) -> int:
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
     if args.jobs > 1 and role is None:
-        return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+        try:
+            return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+        except (GridError, ResultsError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: finished trials are saved; rerun the same command to resume",
+                  file=sys.stderr)
+            return 130
     if args.threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     if role:
         host, _, port = args.oracle.rpartition(":")
+        if role == "chief" and host not in LOOPBACK_HOSTS:
+            # keras-tuner's gRPC channel has no authentication or encryption.
+            print(f"warning: the chief serves trials to anyone who reaches {args.oracle}; "
+                  "use it on a trusted network only, or bind 127.0.0.1 and reach it through "
+                  "an SSH tunnel (README: Distributed search)", file=sys.stderr)
         os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
                            "KERASTUNER_TUNER_ID": "chief" if role == "chief"
                            else f"tuner{args.worker}"})
@@ -266,7 +339,7 @@ def main(argv=None, restartable: bool = False) -> int:
         sys.stderr.flush()
         again = drop_options(sys.argv[1:], ["--overwrite"])  # keep what is done
         os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
-    except (GridError, data_lib.DataError) as err:
+    except (GridError, ResultsError, data_lib.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import fcntl
 import functools
 import json
 import math
+import time
 from pathlib import Path
 
 import keras
@@ -25,10 +26,13 @@ from mnist_zoo.fused import can_fuse
 from mnist_zoo.grid import batches_key, grid_points, values_key
 from mnist_zoo.models import build_model, model_settings
 from mnist_zoo.results import (atomic_write_text, objective_values, progress_line,
-                               record_trial, write_results_csv)
+                               read_result, record_trial, write_results_csv)
 from mnist_zoo.train import STEPS_PER_EXECUTION, Fit, fit_models
 
 TrialStatus = kt.engine.trial.TrialStatus
+# keras-tuner asks again at once when the oracle has no trial free (others still run):
+# without a pause, every waiting worker spins a core on gRPC calls.
+IDLE_PAUSE_SECONDS = 0.5
 # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
 tf.get_logger().setLevel("ERROR")
 
@@ -106,6 +110,25 @@ class ResumableGridOracle(kt.Oracle):
         super().__init__(**kwargs)
         self.points = points
 
+    def reload(self):
+        """Reload, and hand out again every trial that failed or left no readable result:
+        a rerun after fixing the cause (data, disk) retries them, keeping the others."""
+        super().reload()
+        retry = [trial_id for trial_id in sorted(self.trials)
+                 if trial_id not in self._retry_queue and not self._has_result(trial_id)]
+        if retry:
+            print(f"retrying {len(retry)} trial(s) that failed or left no result: "
+                  f"{', '.join(retry)}", flush=True)
+        self._retry_queue.extend(retry)
+
+    def _has_result(self, trial_id: str) -> bool:
+        path = Path(self._get_trial_dir(trial_id)) / "result.json"
+        row = read_result(path)
+        if row is None or row["status"] == "failed":
+            path.unlink(missing_ok=True)  # damaged or failed: its rerun writes a new one
+            return False
+        return True
+
     def populate_space(self, trial_id):
         taken = {self._compute_values_hash(t.hyperparameters.values)
                  for t in self.trials.values()}
@@ -115,6 +138,15 @@ class ResumableGridOracle(kt.Oracle):
         # IDLE: other workers' trials are still running; STOPPED: the grid is done.
         return {"status": TrialStatus.IDLE if self.ongoing_trials else TrialStatus.STOPPED,
                 "values": None}
+
+
+def _pause_when_idle(create_trial):
+    def create(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(IDLE_PAUSE_SECONDS)
+        return trial
+    return create
 
 
 class ZooTuner(kt.Tuner):
@@ -136,6 +168,8 @@ class ZooTuner(kt.Tuner):
             # of failures (a broken setup rather than a bad setting) stops it.
             max_consecutive_failed_trials=max(3, min(10, self.total_trials)))
         super().__init__(oracle, ZooHyperModel(), **kwargs)
+        # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
+        self.oracle.create_trial = _pause_when_idle(self.oracle.create_trial)
         self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
         self.session_seconds: list[float] = []
         # Memory after the first trial this process trained; a later trial that ends

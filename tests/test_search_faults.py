@@ -1,0 +1,273 @@
+"""Issue #13, the search's side: nothing lost, nothing hung, no traceback.
+
+In-process where the fault allows it (a new TensorFlow process costs ~5 s); the kill -9
+and Ctrl-C cases kill real processes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mnist_zoo import search as search_lib
+from mnist_zoo.grid import GridError, load_grid
+from mnist_zoo.results import ResultsError, export_top_models, print_top
+
+MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
+MLP_GRID = 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\nepochs = [1]'
+
+
+@pytest.fixture(scope="module")
+def digits():
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    from mnist_zoo.data import load_dataset
+
+    return load_dataset("mnist", MNIST_8K2K, subset=600, validation_size=100)
+
+
+def grid_file(folder: Path, name: str, axes: str = MLP_GRID) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(f"[axes]\n{axes}\n")
+    return path
+
+
+def run(grid: Path, out: Path, data, **kwargs) -> pd.DataFrame:
+    kwargs.setdefault("export_top", 1)
+    return search_lib.search(str(grid), data=data, out=out, verbose=0, **kwargs)
+
+
+def one_line_error(capsys, argv) -> str:
+    """main(argv) must refuse with exit status 2 and one line on stderr, no traceback."""
+    try:
+        code = search_lib.main(argv)
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err and len(errors) == 1, err  # (argparse adds its usage)
+    return errors[0]
+
+
+# --------------------------------------------------------------------------- lost results
+def test_a_second_grid_in_the_same_out_does_not_replace_the_first(tmp_path, digits):
+    out = tmp_path / "out"
+    first = run(grid_file(tmp_path, "first"), out, digits)
+    csv_before = (out / "experiment_results.csv").read_text()
+    second = grid_file(tmp_path, "second", 'model = ["mlp_simple"]\nepochs = [1]')
+    with pytest.raises(ResultsError, match="holds the results of grid 'first'.*--out.*--overwrite"):
+        run(second, out, digits)
+    assert (out / "experiment_results.csv").read_text() == csv_before
+    assert [p.name for p in (out / "models").iterdir()] == \
+        [f"top1_trial_{first.sort_values('val_accuracy').iloc[-1].trial_id}"]
+    replaced = run(second, out, digits, overwrite=True)
+    assert replaced["model"].tolist() == ["mlp_simple"]
+    assert run(grid_file(tmp_path, "first"), tmp_path / "elsewhere", digits)["model"].nunique() == 1
+
+
+def test_damaged_and_missing_results_are_recorded_again_without_training(tmp_path, digits,
+                                                                        capsys):
+    grid, out = grid_file(tmp_path, "damaged"), tmp_path / "out"
+    table = run(grid, out, digits, export_top=0)
+    trials = sorted((out / "tuner" / "damaged").glob("trial_*/result.json"))
+    trials[0].write_text(trials[0].read_text()[:40])  # truncated
+    trials[1].unlink()  # deleted
+    capsys.readouterr()
+    again = run(grid, out, digits, export_top=0)
+    printed = capsys.readouterr().out
+    assert "retrying 2 trial(s) that failed or left no result" in printed
+    assert len(again) == 2 and (again["status"] == "completed").all()
+    # Their runs were finished: recorded again, not retrained (same numbers).
+    pd.testing.assert_series_equal(again["val_accuracy"], table["val_accuracy"])
+
+
+def test_failed_trials_are_retried_on_the_next_run(tmp_path, digits, monkeypatch, capsys):
+    import mnist_zoo.tuner as tuner_lib
+
+    real_fit = tuner_lib.fit_models
+
+    def disk_full(models, data, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    grid, out = grid_file(tmp_path, "retry"), tmp_path / "out"
+    monkeypatch.setattr(tuner_lib, "fit_models", disk_full)
+    failed = run(grid, out, digits, export_top=0)
+    assert (failed["status"] == "failed").all() and failed["error"].str.contains("space").all()
+    monkeypatch.setattr(tuner_lib, "fit_models", real_fit)  # the cause is fixed
+    capsys.readouterr()
+    table = run(grid, out, digits, export_top=0)
+    assert "retrying 2 trial(s)" in capsys.readouterr().out
+    assert len(table) == 2 and (table["status"] == "completed").all()
+    assert table["trial_id"].is_unique
+
+
+def test_resuming_on_other_data_is_refused(tmp_path, digits):
+    from mnist_zoo.data import load_dataset
+
+    grid, out = grid_file(tmp_path, "data"), tmp_path / "out"
+    run(grid, out, digits, export_top=0)
+    other = load_dataset("mnist", MNIST_8K2K, subset=600, validation_size=100, seed=1)
+    with pytest.raises(GridError, match="searched on other data .*--data-dir.*--overwrite"):
+        run(grid, out, other)
+    assert len(run(grid, out, other, overwrite=True, export_top=0)) == 2
+
+
+def test_a_half_made_search_does_not_block_the_corrected_grid(tmp_path, digits):
+    out = tmp_path / "out"
+    grid = grid_file(tmp_path, "fix", 'model = ["mlp_bp"]\nepochs = [1]\ndropout = [0.2]')
+    (out / "tuner" / "fix").mkdir(parents=True)
+    (out / "tuner" / "fix" / "grid.json").write_text('{"axes": "a grid that never ran"}')
+    assert len(run(grid, out, digits, export_top=0)) == 1
+
+
+def test_a_grid_mixing_ints_and_floats_runs(tmp_path, digits):
+    grid = grid_file(tmp_path, "mixed", 'model = ["mlp_bp"]\noptimizer = ["sgd"]\n'
+                     'epochs = [1]\nmomentum = [0, 0.5]')
+    assert load_grid(str(grid))["axes"]["momentum"] == [0.0, 0.5]
+    table = run(grid, tmp_path / "out", digits, export_top=0)
+    assert sorted(table["momentum"]) == [0.0, 0.5] and (table["status"] == "completed").all()
+
+
+# --------------------------------------------------------------------------- paths
+def test_export_never_copies_a_file_from_outside_the_results_folder(tmp_path, digits, capsys):
+    out = tmp_path / "out"
+    table = run(grid_file(tmp_path, "paths"), out, digits, export_top=0)
+    table["model_path"] = ["/etc/hostname", "../../outside.keras"]
+    (tmp_path / "outside.keras").write_text("not ours")
+    assert export_top_models(table, out, "val_accuracy", 2) == []
+    printed = capsys.readouterr().out
+    assert "'/etc/hostname' leads outside" in printed and "'../../outside.keras'" in printed
+    assert not any((out / "models").glob("*/model.keras"))
+
+
+def test_print_top_says_when_no_trial_completed(capsys):
+    table = pd.DataFrame([{"trial_id": "0000", "model": "lenet5", "status": "failed",
+                           "val_accuracy": float("nan"), "test_accuracy": float("nan"),
+                           "seconds": 0.0}])
+    print_top(table, "val_accuracy", 3)
+    printed = capsys.readouterr().out
+    assert "none completed" in printed and "Empty DataFrame" not in printed
+
+
+# --------------------------------------------------------------------------- command line
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--epochs", "-1"], ["--subset", "0"],
+                                  ["--jobs", "0"], ["--jobs", "-1"], ["--threads", "0"],
+                                  ["--ov"]])
+def test_bad_numbers_are_refused_in_one_line(argv, tmp_path, capsys):
+    err = one_line_error(capsys, ["--grid", "smoke", "--out", str(tmp_path / "o"), *argv])
+    assert argv[0] in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_that_is_a_file_or_unwritable(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "a_file"
+    target.write_text("")
+    err = one_line_error(capsys, ["--grid", "smoke", "--out", str(target)])
+    assert "is a file; give a folder" in err
+    err = one_line_error(capsys, ["--grid", "smoke", "--out", str(target), "--jobs", "2"])
+    assert "is a file; give a folder" in err
+
+    def refuse(self, *args, **kwargs):  # what a read-only folder does to an unprivileged user
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    err = one_line_error(capsys, ["--grid", "smoke", "--out", str(tmp_path / "ro")])
+    assert "cannot write to --out" in err and "Permission denied" in err
+
+
+def test_a_folder_given_as_the_grid(tmp_path, capsys):
+    err = one_line_error(capsys, ["--grid", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "is a folder; give a .toml grid file" in err
+
+
+def test_a_chief_on_a_network_address_is_warned_about(capsys, monkeypatch):
+    served = []
+    monkeypatch.setattr(search_lib, "search", lambda *a, **k: served.append(k["role"]))
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main sets KERASTUNER_* variables
+    assert search_lib.main(["--chief", "--oracle", "10.1.2.3:8000"]) == 0
+    assert "warning: the chief serves trials to anyone" in capsys.readouterr().err
+    assert search_lib.main(["--chief", "--oracle", "127.0.0.1:8000"]) == 0
+    assert "warning" not in capsys.readouterr().err and served == ["chief", "chief"]
+
+
+# --------------------------------------------------------------------------- real processes
+def _start_jobs(grid: Path, out: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "mnist_zoo.search", "--grid", str(grid), "--out", str(out),
+               "--data-dir", str(MNIST_8K2K), "--subset", "1000", "--export-top", "0",
+               "--jobs", "2", "--no-fuse"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _worker_pid(out: Path, worker: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in args and b"--worker" in args and \
+                args[args.index(b"--worker") + 1] == worker.encode():
+            return int(entry.name)
+    return None
+
+
+def _wait_for(condition, seconds: float):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+JOBS_GRID = ('model = ["mlp_bp"]\nactivation = ["relu", "tanh", "sigmoid"]\n'
+             'optimizer = ["adam", "sgd"]\nepochs = [2]\nbatch_size = [16]')
+
+
+def test_a_killed_worker_stops_the_search_and_a_rerun_finishes_it(tmp_path):
+    grid, out = grid_file(tmp_path, "jobs", JOBS_GRID), tmp_path / "out"
+    parent = _start_jobs(grid, out)
+    try:
+        assert _wait_for(lambda: list(out.glob("tuner/jobs/trial_*/result.json")), 240)
+        pid = _worker_pid(out, "0")
+        assert pid, "worker 0 should be running"
+        os.kill(pid, signal.SIGKILL)
+        _, err = parent.communicate(timeout=60)  # not hung: the parent notices and stops
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode == 1
+    assert "worker 0 (killed by signal 9) stopped" in err and "rerun the same command" in err
+    assert "Traceback" not in err
+    assert _wait_for(lambda: _worker_pid(out, "1") is None, 20), "no process is left behind"
+
+    rerun = _start_jobs(grid, out)
+    _, err = rerun.communicate(timeout=400)
+    assert rerun.returncode == 0, err[-3000:]
+    table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
+    assert len(table) == 6 and table["trial_id"].is_unique
+    assert (table["status"] == "completed").all()
+
+
+def test_ctrl_c_on_jobs_prints_one_line_and_no_traceback(tmp_path):
+    grid, out = grid_file(tmp_path, "ctrlc", JOBS_GRID), tmp_path / "out"
+    parent = _start_jobs(grid, out)
+    try:
+        assert _wait_for(lambda: _worker_pid(out, "1"), 120)
+        time.sleep(3)
+        os.killpg(parent.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+        _, err = parent.communicate(timeout=60)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode == 130
+    assert "interrupted: finished trials are saved" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
