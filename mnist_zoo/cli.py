@@ -1,4 +1,4 @@
-"""Argument types shared by the command lines (train, search, ...).
+"""Argument types and small helpers shared by the command lines (train, search, ...).
 
 Used as argparse `type=` functions, a bad value becomes argparse's own one-line usage
 error with exit status 2 (`--epochs: must be a positive whole number, got '0'`), before
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -41,3 +42,15 @@ def _parse(text: str, kind, what: str):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
+def output_folder(path, error=ValueError) -> Path:
+    """Create the output folder `path` (and its parents), or raise `error` saying why not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise error(f"{path} is a file; --out takes a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a parent is a file, permission denied, read-only disk
+        raise error(f"cannot create the output folder {path} ({err.strerror or err})") from None
+    return path

@@ -64,6 +64,7 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
     gallery, the dataset indices shown with their predicted and true labels.
     """
     from mnist_zoo import data as data_lib
+    from mnist_zoo.cli import output_folder
     from mnist_zoo.saved import load_model
 
     if split not in SPLITS:
@@ -74,8 +75,7 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
     if len(x) == 0:
         raise ValueError(f"the {split} split of {dataset} is empty")
     check_model_fits(model, x[:1], len(data.class_names), data.name)
-    out = Path(out) if out else Path("results/evaluation") / model.name
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out if out else Path("results/evaluation") / model.name)
 
     probabilities = model(x)
     predicted = probabilities.argmax(axis=1)

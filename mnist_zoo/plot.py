@@ -45,6 +45,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from mnist_zoo import grid
+from mnist_zoo.cli import output_folder
 
 # Settings a search can vary, in the order charts list them: the grid's own vocabulary.
 AXES = grid.AXES
@@ -801,8 +802,7 @@ def plot_results(csv_path, out_dir="results/plots", metric: str = "val_accuracy"
     if fmt not in FORMATS:
         raise PlotError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     res = load_results(csv_path, metric, threshold)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir, PlotError)
     with matplotlib.rc_context(STYLE):
         charts = [
             *plot_ranking(res, out, fmt),

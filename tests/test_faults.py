@@ -295,6 +295,17 @@ def test_evaluate_with_labels_out_of_range(tmp_path, capsys):
     assert "t10k-labels-idx1-ubyte.gz: labels must be 0 to 9" in line
 
 
+def test_evaluate_out_that_is_a_file(tmp_path, capsys):
+    from mnist_zoo import evaluate
+
+    data = idx_folder(tmp_path / "data")
+    (tmp_path / "report").write_text("a file")
+
+    assert evaluate.main([str(_save_tiny(tmp_path)), "--data-dir", str(data),
+                          "--out", str(tmp_path / "report")]) == 2
+    assert "report is a file; --out takes a folder" in one_error_line(capsys.readouterr().err)
+
+
 def test_evaluate_refuses_a_negative_gallery_size(tmp_path, capsys):
     from mnist_zoo import evaluate
 
@@ -466,6 +477,19 @@ def test_plot_wrong_metric_names_the_columns_the_file_has(tmp_path, capsys):
     assert "found columns: Activation, Validation Loss" in line
     assert "--metric: Validation Loss" in line
     assert "trial_id" not in line and "status" not in line  # columns plot adds itself
+
+
+@pytest.mark.parametrize("out", ["results.csv", "results.csv/plots"])
+def test_plot_out_that_is_a_file(out, tmp_path, capsys):
+    from mnist_zoo import plot
+
+    csv = tmp_path / "results.csv"
+    csv.write_text("trial_id,activation,val_accuracy\n0,relu,0.9\n1,tanh,0.8\n")
+
+    assert plot.main([str(csv), "--out", str(tmp_path / out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert ("is a file; --out takes a folder" in line if out == "results.csv"
+            else "cannot create the output folder" in line)
 
 
 def test_plot_a_folder_instead_of_the_csv(tmp_path, capsys):
