@@ -144,7 +144,7 @@ def check_model_fits(model, sample: np.ndarray, num_classes: int, dataset: str =
 
 
 def _expected_input_shape(message: str) -> str | None:
-    """'(None, 32, 32, 1)' from Keras' 'expected shape=(None, ...)' or TF's TensorSpec(shape=...)."""
+    """'(None, 32, 32, 1)' from Keras' "expected shape=(...)" or TF's "TensorSpec(shape=(...)"."""
     import re
 
     for pattern in (r"expected shape=(\([^)]*\))", r"to TensorSpec\(shape=(\([^)]*\))"):
