@@ -400,11 +400,13 @@ def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
 
     csv = big_search_csv(tmp_path / "results.csv")
 
-    started = time.perf_counter()
+    # CPU time, not wall time: on a shared 2-core machine other processes can double the
+    # wall time, while plot's own work (205 s of it before the charts were capped) stays put.
+    started = time.process_time()
     written = plot_results(csv, tmp_path / "plots")
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
 
-    assert seconds < 60, f"plot took {seconds:.0f} s"
+    assert seconds < 60, f"plot took {seconds:.0f} s of CPU time"
     charts = [path for path in written if path.suffix == ".png"]
     assert {"ranking.png", "lines_by_batch_size.png", "what_matters.png"} <= {
         path.name for path in charts}
