@@ -43,18 +43,20 @@ def get_weights(model: str, dataset: str, folder: Path = WEIGHTS_DIR) -> tuple[P
 def save_weights(net, *, model: str, dataset: str, recipe: str, seed: int, settings: dict,
                  metrics: dict, folder: Path = WEIGHTS_DIR) -> Path:
     """Write `net`'s weights and their sidecar; the stated accuracy is `metrics`' test score."""
-    import keras
+    from mnist_zoo.models import build_model
 
     folder.mkdir(parents=True, exist_ok=True)
     path = weights_path(model, dataset, folder)
+    architecture = {key: settings[key] for key in ARCHITECTURE if key in settings}
     # A compiled model's save_weights also writes the optimizer's state (Adam: two more
-    # copies of every weight); an uncompiled clone writes the weights alone, a third the size.
-    bare = keras.models.clone_model(net)
+    # copies of every weight), and keras.models.clone_model compiles its clone alike; an
+    # uncompiled twin writes the weights alone, a third of the size.
+    bare = build_model(model, compile=False, **architecture)
     bare.set_weights(net.get_weights())
     bare.save_weights(path)
     entry = {
         "model": model, "dataset": dataset, "recipe": recipe, "seed": seed,
-        "settings": {key: settings[key] for key in ARCHITECTURE if key in settings},
+        "settings": architecture,
         "test_accuracy": metrics["test"]["accuracy"],
         "val_accuracy": metrics["val"]["accuracy"] if metrics.get("val") else None,
         "params": metrics["params"], "bytes": path.stat().st_size,
