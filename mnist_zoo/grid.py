@@ -35,7 +35,11 @@ EXTRA_AXES = ("momentum", "dropout", "pooling", "augment", "lr_schedule")
 AXES = (*CORE_AXES, *EXTRA_AXES)
 # Axes that only change the optimizer: trials differing in these alone see the same batches.
 OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
-SETTINGS = {"subset": int, "validation_size": int, "seed": int}
+SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
+# With repeats = N every grid point runs N times, with seeds seed .. seed + N - 1: an axis
+# of its own, added last so a point's repeats are neighbours (GridSearch varies the last
+# axis fastest). Repeats share their batches and differ in their initial weights.
+REPEAT_AXIS = "repeat"
 FLOAT_AXES = ("learning_rate", "momentum", "dropout")
 
 
@@ -178,8 +182,9 @@ def _check_setting(path: Path, key: str, value) -> None:
     if key not in SETTINGS:
         raise GridError(f"{path}: unknown setting {key!r}; allowed settings: "
                         f"{', '.join(SETTINGS)}")
-    if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < 0:
-        raise GridError(f"{path}: setting {key} = {value!r} must be a non-negative integer")
+    low = 1 if key == "repeats" else 0
+    if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < low:
+        raise GridError(f"{path}: setting {key} = {value!r} must be an integer >= {low}")
 
 
 # --------------------------------------------------------------------------- points
@@ -192,10 +197,16 @@ def grid_points(axes: dict) -> list[dict]:
     return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
 
+def with_repeats(axes: dict, repeats: int) -> dict:
+    """The axes with the repeat axis last, when a point runs more than once."""
+    axes = {axis: values for axis, values in axes.items() if axis != REPEAT_AXIS}
+    return {**axes, REPEAT_AXIS: list(range(repeats))} if repeats > 1 else axes
+
+
 def batches_key(values: dict) -> str:
-    """Trials with equal keys differ only in optimizer settings: they see the same batches,
-    so the search can train them together (mnist_zoo.fused)."""
-    shared = {k: v for k, v in values.items() if k not in OPTIMIZER_AXES}
+    """Trials with equal keys differ only in optimizer settings or repeat: they see the
+    same batches, so the search can train them together (mnist_zoo.fused)."""
+    shared = {k: v for k, v in values.items() if k not in (*OPTIMIZER_AXES, REPEAT_AXIS)}
     return _digest(shared)
 
 

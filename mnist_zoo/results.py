@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_zoo.grid import AXES
+from mnist_zoo.grid import AXES, REPEAT_AXIS
 
 RESULTS_CSV = "experiment_results.csv"
+SUMMARY_CSV = "experiment_summary.csv"  # one row per grid point: its repeats summarised
 RESULTS_OWNER = ".results_grid"  # which grid's table and exports <out> holds
 METRIC_COLUMNS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "test_loss", "test_accuracy"]
+SUMMARY_METRICS = [*METRIC_COLUMNS, "epochs_run", "seconds"]
 
 
 class ResultsError(RuntimeError):
@@ -54,7 +56,30 @@ def write_results_csv(project_dir: Path, csv_path: Path):
         if not table.empty:
             table = table.sort_values("trial_id", kind="stable")
         atomic_write_text(csv_path, table.to_csv(index=False))
+        atomic_write_text(csv_path.with_name(SUMMARY_CSV), summarize(table).to_csv(index=False))
     return table
+
+
+def summarize(table):
+    """One row per grid point: runs, completed, and mean/std/min/max/n of every metric over
+    the point's completed repeats (a diverged repeat counts in runs, not in the means)."""
+    import pandas as pd
+
+    if table.empty or "status" not in table:
+        return pd.DataFrame()
+    keys = [axis for axis in AXES if axis in table.columns]
+    done = table.assign(completed=table["status"] == "completed")
+    grouped = done.groupby(keys, sort=False, dropna=False)
+    summary = grouped.agg(runs=("status", "size"), completed=("completed", "sum"))
+    metrics = [m for m in SUMMARY_METRICS if m in table.columns]
+    stats = (done[done["completed"]].groupby(keys, sort=False, dropna=False)[metrics]
+             .agg(["mean", "std", "min", "max", "count"]))
+    stats.columns = [f"{metric}_{'n' if stat == 'count' else stat}" for metric, stat in stats.columns]
+    return summary.join(stats).reset_index()
+
+
+def has_repeats(table) -> bool:
+    return REPEAT_AXIS in table.columns and table[REPEAT_AXIS].nunique() > 1
 
 
 def read_result(path: Path) -> dict | None:
@@ -159,8 +184,26 @@ def print_top(table, objective: str, k: int) -> None:
         print(f"{summary}; none completed, so none is ranked: the CSV's status and error "
               "columns say why")
         return
+    if has_repeats(table):
+        _print_top_points(table, objective, k, summary)
+        return
     print(f"{summary}; best {len(best)} by {objective}:")
     print(best[columns].to_string(index=False))
+
+
+def _print_top_points(table, objective: str, k: int, summary: str) -> None:
+    """With repeats, the best grid points by their mean, with the spread over the repeats."""
+    points = summarize(table)
+    mean, std = f"{objective}_mean", f"{objective}_std"
+    if mean not in points:
+        print(f"{summary}; {objective} has no values to rank by")
+        return
+    best = points.sort_values(mean, ascending=objective.endswith("loss"), kind="stable").head(k)
+    varying = [a for a in AXES if a in points and points[a].nunique() > 1] or \
+        [a for a in AXES if a in points][:1]
+    print(f"{summary}; best {len(best)} grid points by mean {objective} over "
+          f"{table[REPEAT_AXIS].nunique()} repeats:")
+    print(best[[*varying, mean, std, "completed", "runs"]].round(4).to_string(index=False))
 
 
 def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.cli import non_negative_int, positive_int
-from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid
+from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid, with_repeats
 from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
                                claim_results, export_top_models, print_top, write_results_csv)
 
@@ -47,7 +47,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            epochs: int | None = None, subset: int | None = None, seed: int | None = None,
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
-           role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None):
+           role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
+           repeats: int | None = None):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -56,6 +57,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     False trains one trial at a time.
     max_memory_growth: raise MemoryRestart after a trial once this process' memory has
     grown by this fraction since its first trial (the command line then restarts it).
+    repeats: run every grid point this many times, seeds seed .. seed + repeats - 1
+    (overrides the grid's [settings] repeats).
     """
     import keras_tuner as kt
 
@@ -65,9 +68,11 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     axes = dict(spec["axes"])
     if epochs:
         axes["epochs"] = [epochs]
-    settings = {**spec["settings"], **{k: v for k, v in
-                                       (("subset", subset), ("seed", seed)) if v is not None}}
+    settings = {**spec["settings"], **{k: v for k, v in (("subset", subset), ("seed", seed),
+                                                         ("repeats", repeats)) if v is not None}}
     seed = settings.get("seed", 0)
+    # (The repeats live on as the repeat axis, so --repeats 1 and no repeats are one grid.)
+    axes = with_repeats(axes, settings.pop("repeats", 1))
     out = Path(out)
     project = out / "tuner" / spec["name"]
     results_csv = out / RESULTS_CSV
@@ -183,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subset", type=positive_int, default=None,
                         help="train on this many training images (overrides the grid's)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for data split and weights")
+    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
+                        help="run every grid point N times with seeds SEED .. SEED+N-1 (the "
+                             "same batches, other initial weights); experiment_summary.csv "
+                             "then has mean, std, min, max and n per point")
     parser.add_argument("--objective", default="val_accuracy",
                         choices=["val_accuracy", "val_loss", "accuracy", "loss",
                                  "test_accuracy", "test_loss"],
@@ -331,7 +340,7 @@ def main(argv=None, restartable: bool = False) -> int:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
                epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
-               role=role, fuse=not args.no_fuse,
+               role=role, fuse=not args.no_fuse, repeats=args.repeats,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.fused import can_fuse
-from mnist_zoo.grid import batches_key, grid_points, values_key
+from mnist_zoo.grid import REPEAT_AXIS, batches_key, grid_points, values_key
 from mnist_zoo.models import build_model, model_settings
 from mnist_zoo.results import (atomic_write_text, objective_values, progress_line,
                                read_result, record_trial, write_results_csv)
@@ -63,6 +63,10 @@ def make_hyperparameters(axes: dict) -> kt.HyperParameters:
     for axis, values in axes.items():
         hp.Choice(axis, values, default=values[0])
     return hp
+
+
+def repeat_of(values: dict) -> int:
+    return values.get(REPEAT_AXIS, 0)
 
 
 @functools.cache
@@ -184,12 +188,13 @@ class ZooTuner(kt.Tuner):
         result_path = trial_dir / "result.json"
         if result_path.exists():  # finished before a kill, but the oracle never heard
             return objective_values(json.loads(result_path.read_text()))
-        row = {"trial_id": trial.trial_id, **values}
+        row = {"trial_id": trial.trial_id, **values, REPEAT_AXIS: repeat_of(values)}
         try:
             row.update(self._run_of(values, data, fit_verbose))
         except Exception as err:  # record, then let keras-tuner mark the trial failed
             row.update({"status": "failed", "error": f"{type(err).__name__}: {err}",
-                        "seconds": 0.0, "dataset": data.name, "seed": self.seed})
+                        "seconds": 0.0, "dataset": data.name,
+                        "seed": self.seed + repeat_of(values)})
             self._record(row, trial_dir)
             raise kt.errors.FailedTrialError(row["error"]) from err
         self._record(row, trial_dir)
@@ -272,7 +277,8 @@ class ZooTuner(kt.Tuner):
         self.hypermodel.train_size = len(data.x_train)
         models = []
         for values in group:
-            keras.utils.set_random_seed(self.seed)  # each starts as it would alone
+            # Each starts as it would alone; a repeat with its own initial weights.
+            keras.utils.set_random_seed(self.seed + repeat_of(values))
             models.append(self.hypermodel.build_values(values))
         first = group[0]
         fits = fit_models(models, data, batch_size=first["batch_size"], epochs=first["epochs"],
@@ -286,8 +292,9 @@ class ZooTuner(kt.Tuner):
         pd.DataFrame(fit.history).rename_axis("epoch").to_csv(run_dir / "history.csv")
         if not fit.diverged:
             fit.model.save(run_dir / "model.keras")
-        atomic_write_text(run_dir / "run.json",  # written last: the run is complete
-                          json.dumps(self._run_row(fit, group_size, data, run_dir), indent=1))
+        row = self._run_row(fit, group_size, data, run_dir)
+        row["seed"] = self.seed + repeat_of(values)
+        atomic_write_text(run_dir / "run.json", json.dumps(row, indent=1))  # last: run complete
 
     def _run_row(self, fit: Fit, group_size: int, data, run_dir: Path) -> dict:
         last = {key: float(series[-1]) for key, series in fit.history.items()}
