@@ -19,6 +19,11 @@ Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and write
   report.html             the ten best trials and all the charts
 
 Only trials with status "completed" are charted; the report counts the others.
+
+With repeats (a `repeat` column with several values, or equal settings run with several
+seeds) the charts draw grid points: each the mean of its completed repeats, with +-1
+standard deviation as error bars (ranking), bands (lines) and "87.4 ± 0.3" cells
+(heatmaps); report.html then tests which of the best points are within noise of the best.
 """
 
 from __future__ import annotations
@@ -66,8 +71,14 @@ LINES_TOP = 60  # combinations along the x axis of each line-chart panel
 LINES_PANELS = 8  # line-chart panels (models), the best first
 PANELS_PER_FILE = 36  # heatmap panels in one file, the best first
 EXCLUDED_ROWS = 200  # failed or diverged trials listed in report.html
+# Results.points beside the metric (the mean over a grid point's repeats): the standard
+# deviation, the number of completed runs and, for the noise test, the runs' values.
+STD, N, RUNS = "std", "n", "runs"
+NOISE_TOP = 10  # best grid points tested against the best in report.html
+NOISE_P = 0.05  # Welch's t-test: p at or above this is "within noise of the best"
 DPI = 110
 BELOW = "#d0d0d0"  # cells and bars on the wrong side of --threshold
+WHISKER = {"ecolor": "#333333", "elinewidth": 1, "capsize": 2}  # error bars of repeats
 STYLE = {
     "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 11,
     "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
@@ -84,6 +95,8 @@ class PlotError(ValueError):
 class Chart:
     path: Path
     caption: str
+    # The drawn figure, for tests and callers that inspect what a chart shows.
+    figure: Figure | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------------- reading
@@ -134,6 +147,23 @@ class Results:
     axes: list[str]  # settings that vary among `trials`
     constant: dict[str, str]  # settings that do not: shown in titles instead
     threshold: float | None
+    # What the charts draw: one row per grid point with repeats (see summarize_points),
+    # else `trials` itself, so that a CSV without repeats charts exactly as before.
+    points: pd.DataFrame | None = None
+    repeats: bool = False
+
+    def __post_init__(self):
+        if self.points is None:
+            self.points = self.trials
+
+    @property
+    def unit(self) -> str:
+        return "grid point" if self.repeats else "trial"
+
+    def n_text(self) -> str:
+        """'n = 3' (completed repeats per grid point), or 'n = 2–3' where some failed."""
+        low, high = int(self.points[N].min()), int(self.points[N].max())
+        return f"n = {low}" if low == high else f"n = {low}–{high}"
 
     @property
     def higher_is_better(self) -> bool:
@@ -154,7 +184,13 @@ class Results:
         return values >= self.threshold if self.higher_is_better else values <= self.threshold
 
     def ranked(self) -> pd.DataFrame:
+        """Completed trials (single runs), best first."""
         return self.trials.sort_values(self.metric, ascending=not self.higher_is_better,
+                                       kind="stable")
+
+    def ranked_points(self) -> pd.DataFrame:
+        """What the charts draw (grid points by mean with repeats, else trials), best first."""
+        return self.points.sort_values(self.metric, ascending=not self.higher_is_better,
                                        kind="stable")
 
     def format(self, value: float) -> str:
@@ -162,9 +198,17 @@ class Results:
             return "–"
         return f"{value:.1%}" if self.is_accuracy else f"{value:.4g}"
 
-    def cell_text(self, value: float) -> str:
-        """Short enough for a heatmap cell: 98.2 (percent) or 0.0734."""
-        return f"{value * 100:.1f}" if self.is_accuracy else f"{value:.3g}"
+    def format_spread(self, mean: float, std: float) -> str:
+        """'87.4% ± 0.3%': a grid point's mean and standard deviation (the mean alone for n=1)."""
+        return self.format(mean) + ("" if pd.isna(std) else f" ± {self.format(std)}")
+
+    def cell_text(self, value: float, std: float | None = None) -> str:
+        """Short enough for a heatmap cell: 98.2 (percent) or 0.0734; with a standard
+        deviation 98.2 ± 0.3."""
+        text = f"{value * 100:.1f}" if self.is_accuracy else f"{value:.3g}"
+        if std is None or pd.isna(std):
+            return text
+        return text + " ± " + (f"{std * 100:.1f}" if self.is_accuracy else f"{std:.2g}")
 
     def axis_formatter(self):
         if self.is_accuracy:  # 90% and 97.5%, not 90.0% and 97.5%
@@ -172,10 +216,11 @@ class Results:
         return FuncFormatter(lambda v, _: f"{v:g}")
 
     def effects(self) -> dict[str, float]:
-        """How far apart the mean metric of each setting's values lie, largest first."""
+        """How far apart the mean metric of each setting's values lie, largest first
+        (over grid points' means with repeats, so a point counts once however often it ran)."""
         spreads = {}
         for axis in self.axes:
-            means = self.trials.groupby(axis, observed=True)[self.metric].mean()
+            means = self.points.groupby(axis, observed=True)[self.metric].mean()
             spreads[axis] = float(means.max() - means.min())
         return dict(sorted(spreads.items(), key=lambda item: -item[1]))
 
@@ -214,7 +259,36 @@ def load_results(csv_path, metric: str = "val_accuracy",
             else:
                 constant[axis] = str(values[0])
             trials[axis] = trials[axis].cat.remove_unused_categories()
-    return Results(Path(csv_path), table, trials, metric, axes, constant, threshold)
+    repeats = has_repeats(trials, axes)
+    points = summarize_points(trials, axes, metric) if repeats else None
+    return Results(Path(csv_path), table, trials, metric, axes, constant, threshold,
+                   points, repeats)
+
+
+def has_repeats(trials: pd.DataFrame, axes: list[str]) -> bool:
+    """Whether some grid point ran more than once: a `repeat` column with several values,
+    or equal settings run with several seeds. Equal settings without a repeat or seed column
+    to tell them apart stay separate trials, as before the search had repeats."""
+    if grid.REPEAT_AXIS in trials and trials[grid.REPEAT_AXIS].nunique() > 1:
+        return True
+    if "seed" not in trials:
+        return False
+    if not axes:
+        return trials["seed"].nunique() > 1
+    return bool((trials.groupby(axes, observed=True)["seed"].nunique() > 1).any())
+
+
+def summarize_points(trials: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
+    """One row per grid point (combination of the varying `axes`) from its completed runs:
+    the metric's mean (in the metric's own column), STD (NaN for a single run), N, RUNS (the
+    runs' values) and the trial_id of its first run. The one place where runs become points;
+    the repeat and seed columns are never axes."""
+    keys = list(axes) if axes else np.zeros(len(trials), dtype=int)
+    grouped = trials.groupby(keys, observed=True, sort=True)
+    points = grouped.agg(**{metric: (metric, "mean"), STD: (metric, "std"),
+                            N: (metric, "count"), "trial_id": ("trial_id", "first")})
+    points[RUNS] = grouped[metric].agg(lambda values: values.to_numpy(dtype=float))
+    return points.reset_index(drop=not axes)
 
 
 def format_value(value) -> str:
@@ -319,17 +393,21 @@ def _text_colour(rgba) -> str:
     return "black" if luminance > 0.55 else "white"
 
 
-def _draw_heatmap(ax, res: Results, grid: pd.DataFrame, norm: Normalize) -> bool:
-    """One annotated heatmap panel of `grid` (rows x columns); True if a cell is empty."""
+def _draw_heatmap(ax, res: Results, grid: pd.DataFrame, norm: Normalize,
+                  spread: pd.DataFrame | None = None) -> bool:
+    """One annotated heatmap panel of `grid` (rows x columns); True if a cell is empty.
+
+    spread: the standard deviation of each cell, written as "87.4 ± 0.3"."""
     cmap = _cmap(res)
     values = grid.to_numpy(dtype=float)
+    stds = spread.to_numpy(dtype=float) if spread is not None else np.full(values.shape, np.nan)
     ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
     for (i, j), value in np.ndenumerate(values):
         if np.isnan(value):
             ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
             continue
-        ax.text(j, i, res.cell_text(value), ha="center", va="center", fontsize=8,
-                color=_text_colour(cmap(norm(value))))
+        ax.text(j, i, res.cell_text(value, stds[i, j]), ha="center", va="center",
+                fontsize=8 if spread is None else 7, color=_text_colour(cmap(norm(value))))
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
     ax.tick_params(length=0)
@@ -359,15 +437,16 @@ def _colorbar(fig: Figure, axes, res: Results, norm: Normalize) -> None:
 # --------------------------------------------------------------------------- charts
 def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
     """The best RANKING_TOP trials as horizontal bars, best on top, coloured by the setting
-    that matters most; a note counts the trials left out."""
-    total = len(res.trials)
-    ranked = res.ranked().head(RANKING_TOP)
+    that matters most; a note counts the trials left out. With repeats one bar per grid
+    point at its mean, its whisker +-1 standard deviation."""
+    total = len(res.points)
+    ranked = res.ranked_points().head(RANKING_TOP)
     n = len(ranked)
     values = ranked[res.metric].to_numpy(dtype=float)
     effects = res.effects()
     colour_axis = next(iter(effects), None)
     if colour_axis:  # colours of every value, so the legend is the same whatever is shown
-        palette = _palette(list(res.trials[colour_axis].cat.categories))
+        palette = _palette(list(res.points[colour_axis].cat.categories))
         colours = [palette[v] for v in ranked[colour_axis]]
     else:
         colours = ["#4c72b0"] * n
@@ -378,39 +457,63 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[Chart]:
     fig = Figure(figsize=(10, 1.9 + bar_height * n), layout="constrained")
     ax = fig.subplots()
     positions = np.arange(n)
-    bars = ax.barh(positions, values, color=colours, height=0.78)
-    ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
+    if res.repeats:
+        stds = ranked[STD].to_numpy(dtype=float)
+        bars = ax.barh(positions, values, color=colours, height=0.78,
+                       xerr=np.nan_to_num(stds), error_kw=WHISKER)
+        ax.bar_label(bars, _spread_labels(res, ranked), padding=3, fontsize=7.5)
+        reach = np.nanmax(values + np.nan_to_num(stds))
+    else:
+        bars = ax.barh(positions, values, color=colours, height=0.78)
+        ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
+        reach = np.nanmax(values)
     ax.set_yticks(positions, trial_labels(ranked, res.axes, align=True),
                   fontfamily="monospace", fontsize=8.5)
     ax.set_ylim(n - 0.4, -0.6)  # best on top, no empty band
-    top = 1.0 if res.is_accuracy else np.nanmax(values)
-    ax.set_xlim(0, top * 1.1)  # room for the value labels
+    top = max(1.0, reach) if res.is_accuracy else reach
+    ax.set_xlim(0, top * (1.2 if res.repeats else 1.1))  # room for the value labels
+    if res.repeats and res.is_accuracy:  # the room for "mean ± std" is not a 120% tick
+        ax.set_xticks(np.linspace(0, 1, 6))
     ax.xaxis.set_major_formatter(res.axis_formatter())
     ax.grid(axis="x")
     ax.set_axisbelow(True)
     ax.set_xlabel(res.metric_label)
     _threshold_line(ax, res, vertical=True)
     handles = [Patch(color=palette[v], label=str(v)) for v in palette] if colour_axis else []
+    if res.repeats:
+        handles.append(Line2D([], [], color=WHISKER["ecolor"], marker="|", markersize=9,
+                              label=f"bar: mean, whisker: ±1 std ({res.n_text()})"))
     if res.threshold is not None:
         handles += [Patch(color=BELOW, label="past the threshold"),
                     Line2D([], [], color="#cf222e", linestyle="--",
                            label=f"threshold {res.format(res.threshold)}")]
     if handles:  # above the bars, where a reader of a tall chart starts
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
-                  ncols=min(len(handles), 7), frameon=False,
+                  ncols=min(len(handles), 4 if res.repeats else 7), frameon=False,
                   title=f"colour: {_name(colour_axis)}" if colour_axis else None,
                   alignment="left")
+    units = "grid points" if res.repeats else "completed trials"
     if n < total:
-        what = f"The {n} best of {total:,} completed trials"
-        fig.supxlabel(f"{total - n:,} more trials not shown; the results CSV lists them all",
-                      fontsize=9, color="dimgrey")
+        what = f"The {n} best of {total:,} {units}"
+        fig.supxlabel(f"{total - n:,} more {units.split()[-1]} not shown; the results CSV "
+                      "lists them all", fontsize=9, color="dimgrey")
     else:
-        what = f"All {n} completed trials"
-    _title(fig, res, f"{what} ranked by {res.metric_label}")
+        what = f"All {n} {units}"
+    _title(fig, res, f"{what} ranked by {'mean ' if res.repeats else ''}{res.metric_label}")
     caption = f"{what}, best on top"
+    if res.repeats:
+        caption += (f"; each bar is a grid point's mean {res.metric_label} over its completed "
+                    f"repeats ({res.n_text()}), its whisker ±1 standard deviation")
     if colour_axis:
         caption += f"; colours show {_name(colour_axis)}, whose values differ most on average"
-    return [Chart(_save(fig, out, "ranking", fmt), caption + ".")]
+    return [Chart(_save(fig, out, "ranking", fmt), caption + ".", fig)]
+
+
+def _spread_labels(res: Results, points: pd.DataFrame) -> list[str]:
+    """'87.4% ± 0.3%' per grid point, with its n where fewer repeats completed than elsewhere."""
+    most = points[N].max()
+    return [res.format_spread(mean, std) + (f" (n={n})" if n < most else "")
+            for mean, std, n in zip(points[res.metric], points[STD], points[N])]
 
 
 def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
@@ -419,7 +522,7 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
         return []
     panel_axis = "model" if "model" in res.axes else None  # models differ too much to share x
     across = [a for a in res.axes if a not in ("batch_size", panel_axis)]
-    kept = res.trials[res.passes(res.trials[res.metric])].copy()
+    kept = res.points[res.passes(res.points[res.metric])].copy()
     if not across or kept.empty:
         return []
     kept["setting"] = trial_labels(kept, across, align=True, unique=False)
@@ -428,6 +531,7 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
     if n_panels > LINES_PANELS:
         panels = _best_groups(res, panels)[:LINES_PANELS]
     tables = [(panel, _lines_table(res, sub)) for panel, sub in panels]
+    spreads = {panel: _pivot(sub, STD) for panel, sub in panels} if res.repeats else {}
     widest = max(min(len(table), LINES_TOP) for _, table in tables)
     fig = Figure(figsize=(max(8.0, 0.34 * widest + 2.5), 4.6 * len(panels)),
                  layout="constrained")
@@ -440,9 +544,15 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
                          f"best {LINES_TOP} of {len(table)} combinations")
             table = table.head(LINES_TOP)
         x = np.arange(len(table))
+        spread = spreads[panel].reindex_like(table) if res.repeats else None
         for batch_size in table.columns:
-            ax.plot(x, table[batch_size].to_numpy(dtype=float), marker="o", markersize=4,
+            means = table[batch_size].to_numpy(dtype=float)
+            ax.plot(x, means, marker="o", markersize=4,
                     linewidth=1.6, color=palette[batch_size], label=f"batch size {batch_size}")
+            if spread is not None:  # +-1 std of each point's repeats
+                stds = spread[batch_size].to_numpy(dtype=float)
+                ax.fill_between(x, means - stds, means + stds, color=palette[batch_size],
+                                alpha=0.18, linewidth=0)
         # Upright, equally padded labels read as the columns of a table.
         ax.set_xticks(x, table.index, rotation=90, fontfamily="monospace", fontsize=8)
         ax.set_xlim(-0.5, len(x) - 0.5)
@@ -452,12 +562,16 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
         if panel is not None:
             ax.set_title(f"model {panel}", loc="left")
         _threshold_line(ax, res)
-    axes[0].legend(loc="lower left" if res.higher_is_better else "upper left", frameon=False)
+    handles, _ = axes[0].get_legend_handles_labels()
+    if res.repeats:
+        handles.append(Patch(color="grey", alpha=0.3, label=f"±1 std ({res.n_text()})"))
+    axes[0].legend(handles=handles, loc="lower left" if res.higher_is_better else "upper left",
+                   frameon=False)
     if n_panels > len(panels):
         notes.append(f"best {len(panels)} of {n_panels} models")
     if notes:
         fig.supxlabel("shown: " + "; ".join(notes), fontsize=9, color="dimgrey")
-    left_out = (f"\n{len(res.trials) - len(kept)} trials past the threshold left out"
+    left_out = (f"\n{len(res.points) - len(kept)} {res.unit}s past the threshold left out"
                 if res.threshold is not None else "")
     _title(fig, res, f"{res.metric_label} by {' · '.join(map(_name, across))}, "
                      f"one line per batch size{left_out}")
@@ -465,9 +579,12 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[Chart]:
                f"{', '.join(map(_name, across))}, best first" +
                (f"; trials past the threshold ({res.format(res.threshold)}) are left out, so "
                 "lines break where a setting failed." if res.threshold is not None else "."))
+    if res.repeats:
+        caption += (" Points are grid points' means over their repeats "
+                    f"({res.n_text()}); shaded bands ±1 standard deviation.")
     if notes:
         caption += f" Shown: {'; '.join(notes)}."
-    return [Chart(_save(fig, out, "lines_by_batch_size", fmt), caption)]
+    return [Chart(_save(fig, out, "lines_by_batch_size", fmt), caption, fig)]
 
 
 def _best_groups(res: Results, groups: list) -> list:
@@ -480,10 +597,15 @@ def _best_groups(res: Results, groups: list) -> list:
 
 def _lines_table(res: Results, sub: pd.DataFrame) -> pd.DataFrame:
     """Mean metric of each combination (rows) and batch size (columns), best combination first."""
-    table = (sub.groupby(["setting", "batch_size"], observed=True)[res.metric].mean()
-             .unstack("batch_size"))
+    table = _pivot(sub, res.metric)
     # Best combination first, so the lines fall from left to right.
     return table.loc[table.mean(axis=1).sort_values(ascending=not res.higher_is_better).index]
+
+
+def _pivot(sub: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`column` of each combination (rows) and batch size (columns)."""
+    return sub.groupby(["setting", "batch_size"], observed=True)[column].mean().unstack(
+        "batch_size")
 
 
 def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
@@ -494,16 +616,16 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
     others = [a for a in res.axes if a not in (rows_axis, cols_axis)]
     facets = [a for a in FACET_ORDER if a in others] + [a for a in others
                                                          if a not in FACET_ORDER]
-    cells = (res.trials.groupby(facets + [rows_axis, cols_axis], observed=True)[res.metric]
+    cells = (res.points.groupby(facets + [rows_axis, cols_axis], observed=True)[res.metric]
              .mean())
     norm = _norm(res, cells.to_numpy())
     stem = f"heatmap_{rows_axis}_x_{cols_axis}"
-    n_panels = (res.trials[facets].drop_duplicates().shape[0]) if facets else 1
+    n_panels = (res.points[facets].drop_duplicates().shape[0]) if facets else 1
     if n_panels > MAX_PANELS and len(facets) > 1:  # one file per value of the first facet
         files = [(f"{stem}_{facets[0]}-{value}", sub, facets[1:], f"{facets[0]} {value}")
-                 for value, sub in res.trials.groupby(facets[0], observed=True)]
+                 for value, sub in res.points.groupby(facets[0], observed=True)]
     else:
-        files = [(stem, res.trials, facets, "")]
+        files = [(stem, res.points, facets, "")]
     charts = []
     for name, frame, panel_axes, label in files:
         fig, shown = _heatmap_grid(res, frame, rows_axis, cols_axis, panel_axes, norm)
@@ -514,7 +636,11 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str,
                    + (f" ({label})" if label else "")
                    + (f", one panel per {' / '.join(map(_name, panel_axes))}" if panel_axes else "")
                    + "; brighter is better." + (f" Shown: {shown}." if shown else ""))
-        charts.append(Chart(_save(fig, out, name, fmt), caption))
+        if res.repeats:
+            caption += (f" Each cell is one grid point: mean ± standard deviation over its "
+                        f"repeats ({res.n_text()})"
+                        + (", in percent." if res.is_accuracy else "."))
+        charts.append(Chart(_save(fig, out, name, fmt), caption, fig))
     return charts
 
 
@@ -532,9 +658,10 @@ def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: 
     else:
         ncols = min(len(panels), 4)
     nrows = math.ceil(len(panels) / ncols)
-    n_rows_cells = len(res.trials[rows_axis].cat.categories)
-    n_cols_cells = len(res.trials[cols_axis].cat.categories)
-    fig = Figure(figsize=(ncols * (0.62 * n_cols_cells + 1.0) + 1.6,
+    n_rows_cells = len(res.points[rows_axis].cat.categories)
+    n_cols_cells = len(res.points[cols_axis].cat.categories)
+    cell_width = 0.95 if res.repeats else 0.62  # room for "87.4 ± 0.3"
+    fig = Figure(figsize=(ncols * (cell_width * n_cols_cells + 1.0) + 1.6,
                           nrows * (0.42 * n_rows_cells + 1.0) + 1.2), layout="constrained")
     fig.get_layout_engine().set(hspace=0.04, wspace=0.03)
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
@@ -542,9 +669,10 @@ def _heatmap_grid(res: Results, frame: pd.DataFrame, rows_axis: str, cols_axis: 
         ax.set_visible(False)
     empty_cells = False
     for ax, (key, sub) in zip(axes.ravel(), panels):
-        grid = (sub.groupby([rows_axis, cols_axis], observed=False)[res.metric].mean()
-                .unstack(cols_axis))
-        empty_cells |= _draw_heatmap(ax, res, grid, norm)
+        cells = sub.groupby([rows_axis, cols_axis], observed=False)
+        grid = cells[res.metric].mean().unstack(cols_axis)
+        spread = cells[STD].mean().unstack(cols_axis) if res.repeats else None
+        empty_cells |= _draw_heatmap(ax, res, grid, norm, spread)
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(" · ".join(f"{SHORT_NAMES[a]} {v}" if a in SHORT_NAMES else str(v)
                                 for a, v in zip(panel_axes, key)), fontsize=10)
@@ -561,8 +689,8 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
     """Optimizer x activation: the best and the mean trial of each pairing, per model."""
     if "optimizer" not in res.axes or "activation" not in res.axes:
         return []
-    models = (list(res.trials.groupby("model", observed=True)) if "model" in res.axes
-              else [(None, res.trials)])
+    models = (list(res.points.groupby("model", observed=True)) if "model" in res.axes
+              else [(None, res.points)])
     n_models = len(models)
     if n_models > LINES_PANELS:  # one row per model: the best few keep the figure readable
         models = _best_groups(res, models)[:LINES_PANELS]
@@ -575,8 +703,8 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
         grids.append((model, grouped.agg(best).unstack(), grouped.mean().unstack()))
     norm = _norm(res, np.concatenate([g.to_numpy(dtype=float).ravel()
                                       for _, b, m in grids for g in (b, m)]))
-    n_opt = len(res.trials["optimizer"].cat.categories)
-    n_act = len(res.trials["activation"].cat.categories)
+    n_opt = len(res.points["optimizer"].cat.categories)
+    n_act = len(res.points["activation"].cat.categories)
     fig = Figure(figsize=(2 * (0.75 * n_act + 1.2) + 1.6, len(grids) * (0.5 * n_opt + 1.1) + 1.3),
                  layout="constrained")
     axes = fig.subplots(len(grids), 2, squeeze=False)
@@ -593,10 +721,12 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
     _colorbar(fig, axes.ravel().tolist(), res, norm)
     _heatmap_note(fig, res, empty_cells, shown)
     _title(fig, res, f"{res.metric_label}: optimizer x activation")
-    caption = ("Left: the best trial of each optimizer and activation pairing; right: their mean"
-               f"{over}, which shows how forgiving a pairing is of its other settings."
+    caption = (f"Left: the best {res.unit} of each optimizer and activation pairing; right: "
+               f"their mean{over}, which shows how forgiving a pairing is of its other settings."
+               + (f" Grid points count by their mean over repeats ({res.n_text()})."
+                  if res.repeats else "")
                + (f" Shown: {shown}." if shown else ""))
-    return [Chart(_save(fig, out, "optimizer_x_activation", fmt), caption)]
+    return [Chart(_save(fig, out, "optimizer_x_activation", fmt), caption, fig)]
 
 
 def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
@@ -606,7 +736,7 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
         return []
     ncols = 2 if len(effects) == 4 else min(len(effects), 3)
     nrows = math.ceil(len(effects) / ncols)
-    widest = max(len(res.trials[a].cat.categories) for a in effects)
+    widest = max(len(res.points[a].cat.categories) for a in effects)
     fig = Figure(figsize=(ncols * max(3.4, 0.62 * widest + 1.4), nrows * 3.5 + 1.0),
                  layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
@@ -615,7 +745,7 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
     rng = np.random.default_rng(0)  # fixed jitter: the same CSV draws the same chart
     for ax, (axis, spread) in zip(axes.ravel(), effects.items()):
         groups = [(str(value), sub[res.metric].to_numpy(dtype=float))
-                  for value, sub in res.trials.groupby(axis, observed=True)]
+                  for value, sub in res.points.groupby(axis, observed=True)]
         positions = np.arange(len(groups))
         ax.boxplot([values for _, values in groups], positions=positions, widths=0.55,
                    showfliers=False, patch_artist=True,
@@ -642,9 +772,11 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[Chart]:
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
     _title(fig, res, f"What matters for {res.metric_label}: settings ordered by effect")
-    caption = ("For each setting, the spread of every trial (dots, boxes) and the mean (red) "
+    every = (f"every grid point's mean over its repeats ({res.n_text()})" if res.repeats
+             else "every trial")
+    caption = (f"For each setting, the spread of {every} (dots, boxes) and the mean (red) "
                "per value; panels run from the setting whose means lie furthest apart.")
-    return [Chart(_save(fig, out, "what_matters", fmt), caption)]
+    return [Chart(_save(fig, out, "what_matters", fmt), caption, fig)]
 
 
 def _spread_text(res: Results, spread: float) -> str:
@@ -714,17 +846,16 @@ def plot_curves(res: Results, out: Path, fmt: str, top: int = 5) -> list[Chart]:
     _title(fig, res, f"Training curves of the {len(histories)} best trials")
     caption = (f"Loss and accuracy per epoch of the {len(histories)} best trials: solid lines "
                "on the training images, dashed on the validation images.")
-    return [Chart(_save(fig, out, "training_curves", fmt), caption)]
+    if res.repeats:
+        caption += " Single runs, not means: repeats of one grid point are separate curves."
+    return [Chart(_save(fig, out, "training_curves", fmt), caption, fig)]
 
 
 # --------------------------------------------------------------------------- report
 def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
-    """report.html beside the charts: summary, top-10 table, charts, excluded trials."""
-    best = res.ranked().head(10)
-    columns = ["trial_id", *res.axes, res.metric,
-               *[c for c in TABLE_COLUMNS if c in best and c != res.metric]]
-    top = best[columns].dropna(axis=1, how="all")  # e.g. test_loss when never measured
-    top.insert(0, "rank", range(1, len(top) + 1))
+    """report.html beside the charts: summary, top-10 table, charts, excluded trials; with
+    repeats the top-10 table lists grid points and a section tests them against the best."""
+    top = _points_table(res) if res.repeats else _trials_table(res)
     formatters = {c: _cell_formatter(c) for c in top.columns}
     excluded = res.table[~res.table.index.isin(res.trials.index)]
     statuses = excluded["status"].fillna("no status").astype(str).value_counts()
@@ -734,15 +865,25 @@ def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
     if len(excluded):
         counts = ", ".join(f"{n} {html.escape(s)}" for s, n in statuses.items())
         parts.append(f" <strong>{len(excluded)} left out</strong> ({counts}), listed at the end.")
+    if res.repeats:
+        parts.append(f" They are {len(res.points)} grid points run several times "
+                     f"({res.n_text()} completed repeats each): the charts show each point's "
+                     "mean, with ±1 standard deviation as error bars, bands and "
+                     "“mean ± std” heatmap cells.")
     if res.threshold is not None:
-        past = int((~res.passes(res.trials[res.metric])).sum())
-        parts.append(f" Threshold {res.format(res.threshold)}: {past} completed trials past it "
+        past = int((~res.passes(res.points[res.metric])).sum())
+        what = "grid points (by their mean)" if res.repeats else "completed trials"
+        parts.append(f" Threshold {res.format(res.threshold)}: {past} {what} past it "
                      "are left out of the line chart and greyed elsewhere.")
     if res.constant:
         parts.append(f" {html.escape(res.subtitle().capitalize())}.")
-    parts += ["</p>", f"<h2>The {len(top)} best trials by {html.escape(res.metric)}</h2>",
+    heading = (f"The {len(top)} best grid points by mean {html.escape(res.metric)}"
+               if res.repeats else f"The {len(top)} best trials by {html.escape(res.metric)}")
+    parts += ["</p>", f"<h2>{heading}</h2>",
               top.to_html(index=False, formatters=formatters, na_rep="–", border=0,
                           classes="trials")]
+    if res.repeats:
+        parts += noise_section(res)
     parts.append("<h2>Charts</h2>")
     for chart in charts:
         name = html.escape(chart.path.name)
@@ -751,7 +892,8 @@ def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
     if not charts:
         parts.append("<p>No chart: the CSV varies no setting the charts use.</p>")
     if len(excluded):
-        shown = [c for c in ("trial_id", *AXES, "status", "error") if c in excluded]
+        repeat = (grid.REPEAT_AXIS,) if res.repeats else ()
+        shown = [c for c in ("trial_id", *AXES, *repeat, "status", "error") if c in excluded]
         parts += ["<h2>Trials left out of the charts</h2>",
                   excluded[shown].head(EXCLUDED_ROWS).to_html(index=False, na_rep="", border=0,
                                                               classes="trials")]
@@ -764,6 +906,75 @@ def write_report(res: Results, charts: list[Chart], out: Path) -> Path:
     return path
 
 
+def _trials_table(res: Results) -> pd.DataFrame:
+    """The ten best trials with their settings and metrics."""
+    best = res.ranked().head(10)
+    columns = ["trial_id", *res.axes, res.metric,
+               *[c for c in TABLE_COLUMNS if c in best and c != res.metric]]
+    top = best[columns].dropna(axis=1, how="all")  # e.g. test_loss when never measured
+    top.insert(0, "rank", range(1, len(top) + 1))
+    return top
+
+
+def _points_table(res: Results) -> pd.DataFrame:
+    """The ten best grid points: settings, mean and standard deviation of the metric, n."""
+    best = res.ranked_points().head(10)
+    top = best[[*res.axes, res.metric, STD, N]].rename(
+        columns={res.metric: f"{res.metric} mean", STD: f"{res.metric} std"})
+    top.insert(0, "rank", range(1, len(top) + 1))
+    return top
+
+
+def noise_tests(res: Results, top: int = NOISE_TOP) -> pd.DataFrame:
+    """The `top` best grid points by mean, each tested against the best one (rank 1) with
+    Welch's t-test (two-sided, unequal variances) on the per-repeat values: p >= NOISE_P is
+    "within noise", p < NOISE_P "worse"; fewer than 2 runs on either side cannot be tested."""
+    from scipy import stats  # only reports with repeats need it
+
+    best = res.ranked_points().head(top)
+    reference = best[RUNS].iloc[0]
+    rows = []
+    for rank, runs in enumerate(best[RUNS], 1):
+        p_value = math.nan
+        if rank == 1:
+            verdict = "best"
+        elif min(len(runs), len(reference)) < 2:
+            verdict = "cannot be tested (n < 2)"
+        else:
+            p_value = float(stats.ttest_ind(runs, reference, equal_var=False).pvalue)
+            if math.isnan(p_value):
+                verdict = "cannot be tested (no spread among the repeats)"
+            else:
+                verdict = "within noise" if p_value >= NOISE_P else "worse"
+        rows.append({"rank": rank, "p": p_value, "verdict": verdict})
+    tests = pd.DataFrame(rows, index=best.index)
+    tests.insert(1, "setting", trial_labels(best, res.axes, unique=False))
+    tests.insert(2, res.metric, [res.format_spread(m, s) for m, s in
+                                 zip(best[res.metric], best[STD])])
+    tests.insert(3, N, best[N].to_numpy())
+    return tests
+
+
+def noise_section(res: Results) -> list[str]:
+    """HTML: which of the best grid points are within noise of the best, and by which test."""
+    tests = noise_tests(res)
+    within = tests.loc[tests["verdict"] == "within noise", "rank"].tolist()
+    summary = ("Only one grid point: nothing to compare it with." if len(tests) == 1 else
+               f"Within noise of the best: rank{'s' if len(within) > 1 else ''} "
+               f"{', '.join(map(str, within))}." if within
+               else "None of the others is within noise of the best.")
+    text = (f"Each of the {len(tests)} best grid points by mean {res.metric} is compared "
+            "with the best one (rank 1) by Welch's t-test (two-sided, unequal variances: "
+            "<code>scipy.stats.ttest_ind(..., equal_var=False)</code>) on the values of their "
+            f"repeats. p ≥ {NOISE_P:g}: <strong>within noise</strong> of the best, these repeats "
+            f"cannot tell the two apart; p &lt; {NOISE_P:g}: worse. A point with fewer than 2 "
+            "completed repeats cannot be tested.")
+    table = tests.to_html(index=False, na_rep="–", border=0, classes="trials",
+                          formatters={"p": lambda v: "–" if pd.isna(v) else f"{v:.3g}"})
+    return ["<h2>Within noise of the best</h2>", f"<p>{text}</p>",
+            f"<p>{html.escape(summary)}</p>", table]
+
+
 def _cell_formatter(column: str):
     if "accuracy" in column:
         return lambda v: "–" if pd.isna(v) else f"{v:.2%}"
@@ -771,7 +982,7 @@ def _cell_formatter(column: str):
         return lambda v: "–" if pd.isna(v) else f"{v:.4f}"
     if column == "seconds":
         return lambda v: "–" if pd.isna(v) else f"{v:.1f}"
-    if column in ("params", "epochs_run"):
+    if column in ("params", "epochs_run", N):
         return lambda v: "–" if pd.isna(v) else f"{int(v):,}"
     return lambda v: "–" if pd.isna(v) else str(v)
 

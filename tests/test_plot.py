@@ -163,7 +163,7 @@ def test_lab_format_csv(lab_csv, tmp_path, zoo_check_image):
     for path in written[:-1]:
         zoo_check_image(path)
     res = load_results(lab_csv)
-    assert res.axes == ["activation", "optimizer", "learning_rate", "batch_size"]
+    assert res.axes == ["activation", "learning_rate", "optimizer", "batch_size"]  # grid.AXES
     assert len(res.trials) == 16
     assert image_links(tmp_path / "report.html") == LAB_CHARTS
 
