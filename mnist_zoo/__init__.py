@@ -2,8 +2,12 @@
 
 import os
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) hides our own output.
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) hides our own output: its log
+# level for what goes through absl, and mnist_zoo.quiet for what is printed before that.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnist_zoo import quiet  # noqa: E402
+
+quiet.install()
 
 __all__ = ["build_lenet5", "build_model", "list_models", "register_model"]
 __version__ = "0.1.0"
