@@ -40,16 +40,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results_csv(project_dir: Path, csv_path: Path):
-    """Rebuild the CSV from every trial's result.json, replacing the file atomically.
+def write_results_csv(project_dir: Path, csv_path: Path, new_row: dict | None = None,
+                      trial_dir: Path | None = None):
+    """Rebuild the CSV from every trial's result.json, replacing the file atomically;
+    new_row is first recorded in trial_dir.
 
-    The lock keeps concurrent workers from replacing a newer table with an older one.
+    The lock keeps concurrent workers from replacing a newer table with an older one,
+    and gives each new row its own count in the progress lines.
     """
     import pandas as pd
 
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path.with_name(f".{csv_path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if new_row is not None:
+            record_trial(new_row, trial_dir)
         rows = [row for p in sorted(project_dir.glob("trial_*/result.json"))
                 if (row := read_result(p)) is not None]
         table = pd.DataFrame(rows)
@@ -180,6 +185,9 @@ def print_top(table, objective: str, k: int) -> None:
     best = ranked(table, objective).head(k)
     counts = table["status"].value_counts().to_dict()
     summary = f"\n{len(table)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+    if k == 0:
+        print(summary)
+        return
     if best.empty:
         print(f"{summary}; none completed, so none is ranked: the CSV's status and error "
               "columns say why")

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.cli import non_negative_int, positive_int
-from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid, with_repeats
+from mnist_zoo.grid import (GridError, batches_key, builtin_grids, grid_points, grid_size,
+                            load_grid, with_repeats)
 from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
                                claim_results, export_top_models, print_top, write_results_csv)
 
@@ -48,7 +49,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
            role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
-           repeats: int | None = None):
+           repeats: int | None = None, tensorboard: bool = True):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -59,10 +60,12 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     grown by this fraction since its first trial (the command line then restarts it).
     repeats: run every grid point this many times, seeds seed .. seed + repeats - 1
     (overrides the grid's [settings] repeats).
+    tensorboard: log every trial for TensorBoard's HParams dashboard under
+    <out>/tuner/<grid>/tensorboard.
     """
     import keras_tuner as kt
 
-    from mnist_zoo.tuner import ZooTuner
+    from mnist_zoo.tuner import ZooTuner, write_board_config
 
     spec = load_grid(grid)
     axes = dict(spec["axes"])
@@ -87,7 +90,10 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         axes, kt.Objective(objective, "min" if objective.endswith("loss") else "max"),
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # _guard_project already cleared the folder when asked to
-        results_csv=results_csv, seed=seed, fuse=fuse, max_memory_growth=max_memory_growth)
+        results_csv=results_csv, seed=seed, fuse=fuse, max_memory_growth=max_memory_growth,
+        tensorboard=tensorboard)
+    if tensorboard and role != "worker":
+        write_board_config(project / "tensorboard", axes)
     total = tuner.total_trials
     if role == "chief":
         print(f"chief: serving grid {spec['name']} ({total} trials) on "
@@ -106,6 +112,11 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         verbose = 1 if sys.stdout.isatty() else 0
     # verbose=0 silences keras-tuner's own trial tables; our progress line replaces them.
     tuner.search(data=data, fit_verbose=verbose, verbose=0)
+    if tensorboard and tuner.board_seconds and role != "chief":
+        trained = sum(tuner.session_seconds)
+        print(f"tensorboard: logged {len(tuner.session_seconds)} trials in "
+              f"{tuner.board_seconds:.1f} s ({tuner.board_seconds / max(trained, 1e-9):.1%} of "
+              f"their training time); tensorboard --logdir {project / 'tensorboard'}")
 
     table = write_results_csv(project, results_csv)
     if role != "worker":  # the chief or a later plain run does the exporting
@@ -204,17 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-fuse", action="store_true",
                         help="train one trial at a time instead of fusing trials that differ "
                              "only in optimizer settings (slower, same results)")
-    parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="train in N local processes (keras-tuner's distributed mode on "
-                             "127.0.0.1); 2 fills both cores of a 2-core machine")
+    parser.add_argument("--jobs", type=jobs_count, default="auto",
+                        help="training processes on this machine (keras-tuner's distributed "
+                             "mode on 127.0.0.1): 'auto' (default) one per core, at most one "
+                             "per group of trials trained together; 1 trains in this process")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
-                             "choice; with --jobs N: cores / N)")
+                             "choice; with several jobs: cores / jobs)")
     parser.add_argument("--max-memory-growth", type=_percent, default=3.0, metavar="PCT",
                         help="restart a training process (the search resumes where it was) "
                              "once its memory has grown PCT %% since its first trial: "
                              "TensorFlow keeps a few MiB of every model built (default 3; "
                              "0 turns it off)")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="do not log trials for TensorBoard (by default: "
+                             "tensorboard --logdir OUT/tuner/GRID/tensorboard shows the grid "
+                             "in its HParams dashboard)")
     parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
     dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
     role = dist.add_mutually_exclusive_group()
@@ -224,6 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--oracle", default="127.0.0.1:8000", metavar="HOST:PORT",
                       help="the chief's address (default 127.0.0.1:8000)")
     return parser
+
+
+def jobs_count(text: str) -> str | int:
+    return text if text == "auto" else positive_int(text)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def resolve_jobs(jobs: str | int, grid: str, fuse: bool, repeats: int | None) -> int:
+    """'auto': one process per core, but no more than there are groups of trials to train
+    (trials trained together are one group; a second process for a one-group grid would
+    only pay TensorFlow's start-up)."""
+    if jobs != "auto":
+        return jobs
+    spec = load_grid(grid)
+    points = grid_points(with_repeats(spec["axes"], repeats or spec["settings"].get("repeats", 1)))
+    groups = len({batches_key(p) for p in points}) if fuse else len(points)
+    return max(1, min(usable_cores(), groups))
 
 
 def drop_options(argv: list[str], flags: list[str], valued: list[str] = ()) -> list[str]:
@@ -259,9 +295,10 @@ def run_local_jobs(args, argv: list[str]) -> int:
     passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads"])
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    chief = subprocess.Popen([*base, "--chief"])
+    chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
-    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)])
+    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)],
+                                preexec_fn=_die_with_parent)
                for i in range(args.jobs)]
     try:
         return _wait_for_jobs(chief, workers)
@@ -292,6 +329,18 @@ def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
     return max(failed, chief.wait())
 
 
+def _die_with_parent() -> None:
+    """In a child: ask Linux to kill it when its parent dies, so `kill -9` of the command
+    the user started leaves no chief or worker behind to write into --out."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: Ctrl-C still reaches the whole group
+        pass
+
+
 def _exit_reason(code: int) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
@@ -310,7 +359,13 @@ def main(argv=None, restartable: bool = False) -> int:
         list_grids()
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
-    if args.jobs > 1 and role is None:
+    try:
+        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, not args.no_fuse,
+                                                args.repeats)
+    except GridError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.jobs > 1:
         try:
             return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
         except (GridError, ResultsError) as err:
@@ -341,6 +396,7 @@ def main(argv=None, restartable: bool = False) -> int:
                epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
                role=role, fuse=not args.no_fuse, repeats=args.repeats,
+               tensorboard=not args.no_tensorboard,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

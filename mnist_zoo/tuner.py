@@ -26,7 +26,7 @@ from mnist_zoo.fused import can_fuse
 from mnist_zoo.grid import REPEAT_AXIS, batches_key, grid_points, values_key
 from mnist_zoo.models import build_model, model_settings
 from mnist_zoo.results import (atomic_write_text, objective_values, progress_line,
-                               read_result, record_trial, write_results_csv)
+                               read_result, write_results_csv)
 from mnist_zoo.train import STEPS_PER_EXECUTION, Fit, fit_models
 
 TrialStatus = kt.engine.trial.TrialStatus
@@ -55,6 +55,39 @@ def resident_mib(pid: int | str = "self") -> float | None:
     except OSError:
         pass
     return None
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+BOARD_METRICS = ("val_accuracy", "test_accuracy", "train_accuracy", "val_loss", "test_loss",
+                 "train_loss", "epochs_run", "seconds")
+
+
+def write_board_config(board_dir: Path, axes: dict) -> None:
+    """The grid's axes and metrics for TensorBoard's HParams dashboard (table, parallel
+    coordinates and scatter plots): `tensorboard --logdir <project>/tensorboard`."""
+    from tensorboard.plugins.hparams import api as hparams
+
+    with tf.summary.create_file_writer(str(board_dir)).as_default():
+        hparams.hparams_config(
+            hparams=[hparams.HParam(axis, hparams.Discrete(values))
+                     for axis, values in axes.items()],
+            metrics=[hparams.Metric(name) for name in BOARD_METRICS])
+
+
+def write_board_trial(board_dir: Path, row: dict, values: dict, history: pd.DataFrame) -> None:
+    """One trial: its settings, its epoch curves and its final metrics (at the last epoch)."""
+    from tensorboard.plugins.hparams import api as hparams
+
+    writer = tf.summary.create_file_writer(str(board_dir / f"trial_{row['trial_id']}"))
+    with writer.as_default():
+        hparams.hparams(values, trial_id=row["trial_id"])
+        for epoch, logs in history.iterrows():
+            for name, value in logs.items():
+                tf.summary.scalar(f"epoch_{name}", float(value), step=int(epoch))
+        for name in BOARD_METRICS:
+            if isinstance(row.get(name), (int, float)):
+                tf.summary.scalar(name, float(row[name]), step=int(row.get("epochs_run") or 0))
+    writer.close()
 
 
 def make_hyperparameters(axes: dict) -> kt.HyperParameters:
@@ -162,9 +195,11 @@ class ZooTuner(kt.Tuner):
     """
 
     def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
-                 fuse: bool = True, max_memory_growth: float | None = None, **kwargs):
+                 fuse: bool = True, max_memory_growth: float | None = None,
+                 tensorboard: bool = True, **kwargs):
         self.points = grid_points(axes)
         self.total_trials = len(self.points)
+        self.oracle_axes = list(axes)
         oracle = ResumableGridOracle(
             self.points, objective=objective, seed=seed,
             hyperparameters=make_hyperparameters(axes),
@@ -175,6 +210,8 @@ class ZooTuner(kt.Tuner):
         # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
         self.oracle.create_trial = _pause_when_idle(self.oracle.create_trial)
         self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
+        self.board_dir = Path(self.project_dir) / "tensorboard" if tensorboard else None
+        self.board_seconds = 0.0  # what writing for TensorBoard has cost this process
         self.session_seconds: list[float] = []
         # Memory after the first trial this process trained; a later trial that ends
         # max_memory_growth (a fraction) above it raises MemoryRestart.
@@ -214,12 +251,25 @@ class ZooTuner(kt.Tuner):
                                 f"(+{now / self.baseline_mib - 1:.1%}) since the first trial")
 
     def _record(self, row: dict, trial_dir: Path) -> None:
-        record_trial(row, trial_dir)
-        table = write_results_csv(Path(self.project_dir), self.results_csv)
+        table = write_results_csv(Path(self.project_dir), self.results_csv, row, trial_dir)
+        self._log_to_board(row)
         self.trials_done = len(table)
         self.session_seconds.append(row["seconds"])
         print(progress_line(row, len(table), self.total_trials, self.session_seconds),
               flush=True)
+
+    def _log_to_board(self, row: dict) -> None:
+        """TensorBoard's copy of the trial; a failure here costs the view, not the result."""
+        if self.board_dir is None or row.get("status") == "failed":
+            return
+        started = time.perf_counter()
+        try:
+            values = {axis: row[axis] for axis in self.oracle_axes if axis in row}
+            history = pd.read_csv(self.results_csv.parent / row["history_path"], index_col=0)
+            write_board_trial(self.board_dir, row, values, history)
+        except Exception as err:  # noqa: BLE001 (any error: the search goes on)
+            print(f"warning: no TensorBoard log for trial {row['trial_id']}: {err}")
+        self.board_seconds += time.perf_counter() - started
 
     # ------------------------------------------------------------------- runs
     def _run_dir(self, values: dict) -> Path:

@@ -107,3 +107,26 @@ def test_a_diverged_trial_has_the_same_epochs_run_fused_or_not(tmp_path, digits)
     assert fused.loc[1e12, "epochs_run"] == alone.loc[1e12, "epochs_run"] < 3
     np.testing.assert_allclose(fused.loc[0.05, "val_accuracy"], alone.loc[0.05, "val_accuracy"],
                                atol=0.03)
+
+
+def test_trials_are_logged_for_tensorboard_hparams(tmp_path, digits):
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    axes = 'model = ["mlp_bp"]\nlearning_rate = [0.01, 0.001]\nepochs = [2]'
+    table = run_grid(tmp_path / "on", axes, digits).set_index("trial_id")
+    board = tmp_path / "on" / "out" / "tuner" / "grid" / "tensorboard"
+    config = EventAccumulator(str(board), size_guidance={"tensors": 0})
+    config.Reload()
+    assert "_hparams_/experiment" in config.Tags()["tensors"]  # the grid's axes and metrics
+    for trial_id, row in table.iterrows():
+        events = EventAccumulator(str(board / f"trial_{trial_id}"), size_guidance={"tensors": 0})
+        events.Reload()
+        tags = events.Tags()["tensors"]
+        assert "_hparams_/session_start_info" in tags
+        curve = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("epoch_val_accuracy")]
+        assert len(curve) == 2 and curve[-1] == pytest.approx(row["val_accuracy"])
+        (final,) = events.Tensors("test_accuracy")
+        assert float(tf.make_ndarray(final.tensor_proto)) == pytest.approx(row["test_accuracy"])
+    run_grid(tmp_path / "off", axes, digits, tensorboard=False)
+    assert not (tmp_path / "off" / "out" / "tuner" / "grid" / "tensorboard").exists()
