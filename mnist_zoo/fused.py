@@ -2,14 +2,16 @@
 
 On a CPU a small model cannot keep the cores busy: at batch 16 a LeNet-5 step is
 mostly per-op overhead. Trials of a grid that share the data pipeline (same
-model, activation, batch size, epochs) are therefore trained together:
+model, batch size, epochs, augmentation) are therefore trained together:
 
 * every member stays an ordinary registry model with its own weights and its own
   optimizer (type, learning rate, momentum, schedule), so it saves, exports and
   scores exactly like a model trained alone;
 * the forward pass runs the members side by side: the first layer's kernels are
   concatenated into one layer over the shared input, later convolutions become
-  one grouped convolution, later dense layers one batched matmul;
+  one grouped convolution, later dense layers one batched matmul; element-wise
+  activations apply to each member's slice (one call per run of members that
+  share an activation);
 * each member's loss is its own mean cross-entropy; the gradient of their sum
   with respect to a member's weights is that member's gradient alone, and each
   optimizer updates only its member.
@@ -42,14 +44,21 @@ def can_fuse(model: keras.Model) -> bool:
     return all(isinstance(layer, known) for layer in model.layers)
 
 
+# Element-wise activations: members may differ here, each slice getting its own.
+_ACTIVATION_TYPES = (layers.Activation, layers.LeakyReLU)
+
+
 def fusion_key(model: keras.Model) -> str:
-    """Models with equal keys have the same layers and configs, so they can be fused."""
-    parts = []
-    for layer in model.layers:
-        config = {k: v for k, v in layer.get_config().items()
-                  if k not in ("name", "trainable", "dtype", "seed")}
-        parts.append(f"{type(layer).__name__}{sorted(config.items())}")
-    return "|".join(parts)
+    """Models with equal keys have the same layers and configs but for their activation
+    functions, so they can be fused."""
+    return "|".join("Activation" if isinstance(layer, _ACTIVATION_TYPES) else _signature(layer)
+                    for layer in model.layers)
+
+
+def _signature(layer) -> str:
+    config = {k: v for k, v in layer.get_config().items()
+              if k not in ("name", "trainable", "dtype", "seed")}
+    return f"{type(layer).__name__}{sorted(config.items())}"
 
 
 class FusedModels(keras.Model):
@@ -84,9 +93,28 @@ class FusedModels(keras.Model):
                 x, state = self._to_stacked(x, state, flatten=True)
             elif isinstance(layer, layers.GlobalAveragePooling2D):
                 x, state = self._to_stacked(layer(x), "pooled", flatten=False)
-            else:  # activation, dropout, pooling: one call for all members
+            elif isinstance(layer, _ACTIVATION_TYPES):
+                x = self._activations(same_layers, x, state)
+            else:  # dropout, pooling: one call for all members
                 x = layer(x, training=training)
         return x
+
+    def _activations(self, same_layers, x, state):
+        """Each member's activation on its own slice; members in a row with the same one
+        share a call (a grid lists them together, so that is one call per activation)."""
+        signatures = [_signature(layer) for layer in same_layers]
+        if len(set(signatures)) == 1:
+            return same_layers[0](x)
+        axis = -1 if state == "channels" else 1  # (B, H, W, K*C) or (B, K, F)
+        width = x.shape[axis] // self.size if state == "channels" else 1
+        pieces, start = [], 0
+        for end in range(1, self.size + 1):
+            if end == self.size or signatures[end] != signatures[start]:
+                index = slice(start * width, end * width)
+                part = x[..., index] if state == "channels" else x[:, index]
+                pieces.append(same_layers[start](part))
+                start = end
+        return ops.concatenate(pieces, axis=axis)
 
     def _conv(self, same_layers, x, state):
         layer = same_layers[0]

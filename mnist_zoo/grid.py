@@ -33,8 +33,9 @@ CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
 # Axes a grid may add; a trial without one uses the builder's or train's default.
 EXTRA_AXES = ("momentum", "dropout", "pooling", "augment", "lr_schedule")
 AXES = (*CORE_AXES, *EXTRA_AXES)
-# Axes that only change the optimizer: trials differing in these alone see the same batches.
-OPTIMIZER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
+# Axes that change each model on its own, not the batches it sees: trials that differ in
+# these alone (and in their repeat) can be trained as one fused graph.
+MEMBER_AXES = ("activation", "learning_rate", "optimizer", "momentum", "lr_schedule")
 SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
 # With repeats = N every grid point runs N times, with seeds seed .. seed + N - 1: an axis
 # of its own, added last so a point's repeats are neighbours (GridSearch varies the last
@@ -204,9 +205,9 @@ def with_repeats(axes: dict, repeats: int) -> dict:
 
 
 def batches_key(values: dict) -> str:
-    """Trials with equal keys differ only in optimizer settings or repeat: they see the
-    same batches, so the search can train them together (mnist_zoo.fused)."""
-    shared = {k: v for k, v in values.items() if k not in (*OPTIMIZER_AXES, REPEAT_AXIS)}
+    """Trials with equal keys differ only in activation, optimizer settings or repeat: they
+    see the same batches, so the search can train them together (mnist_zoo.fused)."""
+    shared = {k: v for k, v in values.items() if k not in (*MEMBER_AXES, REPEAT_AXIS)}
     return _digest(shared)
 
 

@@ -36,8 +36,7 @@ from pathlib import Path
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.cli import non_negative_int, positive_int
-from mnist_zoo.grid import (GridError, batches_key, builtin_grids, grid_points, grid_size,
-                            load_grid, with_repeats)
+from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid, with_repeats
 from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
                                claim_results, export_top_models, print_top, write_results_csv)
 
@@ -49,7 +48,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
            role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
-           repeats: int | None = None, tensorboard: bool = True):
+           repeats: int | None = None, tensorboard: bool = True, split_groups: int = 1):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -62,6 +61,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     (overrides the grid's [settings] repeats).
     tensorboard: log every trial for TensorBoard's HParams dashboard under
     <out>/tuner/<grid>/tensorboard.
+    split_groups: cut each group of trials trained together into this many parts (the
+    number of training processes, so that each has a share of every group).
     """
     import keras_tuner as kt
 
@@ -91,7 +92,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # _guard_project already cleared the folder when asked to
         results_csv=results_csv, seed=seed, fuse=fuse, max_memory_growth=max_memory_growth,
-        tensorboard=tensorboard)
+        tensorboard=tensorboard, split_groups=split_groups)
     if tensorboard and role != "worker":
         write_board_config(project / "tensorboard", axes)
     total = tuner.total_trials
@@ -217,8 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "only in optimizer settings (slower, same results)")
     parser.add_argument("--jobs", type=jobs_count, default="auto",
                         help="training processes on this machine (keras-tuner's distributed "
-                             "mode on 127.0.0.1): 'auto' (default) one per core, at most one "
-                             "per group of trials trained together; 1 trains in this process")
+                             "mode on 127.0.0.1): 'auto' (default) one per core; 1 trains in "
+                             "this process")
+    parser.add_argument("--split-groups", type=positive_int, default=None, metavar="N",
+                        help="cut each group of trials trained together into N parts "
+                             "(default: the number of jobs, so that all processes work until "
+                             "the grid's end; for --worker, give the number of workers)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
                              "choice; with several jobs: cores / jobs)")
@@ -250,16 +255,14 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def resolve_jobs(jobs: str | int, grid: str, fuse: bool, repeats: int | None) -> int:
-    """'auto': one process per core, but no more than there are groups of trials to train
-    (trials trained together are one group; a second process for a one-group grid would
-    only pay TensorFlow's start-up)."""
+def resolve_jobs(jobs: str | int, grid: str, repeats: int | None) -> int:
+    """'auto': one training process per core (no more than the grid has trials; the groups
+    of trials trained together are cut into one part per process)."""
     if jobs != "auto":
         return jobs
     spec = load_grid(grid)
-    points = grid_points(with_repeats(spec["axes"], repeats or spec["settings"].get("repeats", 1)))
-    groups = len({batches_key(p) for p in points}) if fuse else len(points)
-    return max(1, min(usable_cores(), groups))
+    axes = with_repeats(spec["axes"], repeats or spec["settings"].get("repeats", 1))
+    return max(1, min(usable_cores(), grid_size(axes)))
 
 
 def drop_options(argv: list[str], flags: list[str], valued: list[str] = ()) -> list[str]:
@@ -292,12 +295,13 @@ def run_local_jobs(args, argv: list[str]) -> int:
     with socket.socket() as sock:  # a free port for the chief, on loopback only
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads"])
+    passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads", "--split-groups"])
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
-    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads)],
+    split = ["--split-groups", str(args.split_groups or args.jobs)]
+    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads), *split],
                                 preexec_fn=_die_with_parent)
                for i in range(args.jobs)]
     try:
@@ -360,8 +364,7 @@ def main(argv=None, restartable: bool = False) -> int:
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
     try:
-        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, not args.no_fuse,
-                                                args.repeats)
+        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats)
     except GridError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -396,7 +399,7 @@ def main(argv=None, restartable: bool = False) -> int:
                epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
                role=role, fuse=not args.no_fuse, repeats=args.repeats,
-               tensorboard=not args.no_tensorboard,
+               tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

@@ -196,7 +196,7 @@ class ZooTuner(kt.Tuner):
 
     def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
                  fuse: bool = True, max_memory_growth: float | None = None,
-                 tensorboard: bool = True, **kwargs):
+                 tensorboard: bool = True, split_groups: int = 1, **kwargs):
         self.points = grid_points(axes)
         self.total_trials = len(self.points)
         self.oracle_axes = list(axes)
@@ -210,6 +210,7 @@ class ZooTuner(kt.Tuner):
         # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
         self.oracle.create_trial = _pause_when_idle(self.oracle.create_trial)
         self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
+        self.split_groups = split_groups
         self.board_dir = Path(self.project_dir) / "tensorboard" if tensorboard else None
         self.board_seconds = 0.0  # what writing for TensorBoard has cost this process
         self.session_seconds: list[float] = []
@@ -290,15 +291,15 @@ class ZooTuner(kt.Tuner):
     def _train_group_of(self, values: dict, data, verbose: int, wait: bool) -> bool:
         """Train the unfinished points of values' group, holding the group's lock;
         False when another process holds it and wait is False."""
-        lock_path = Path(self.project_dir) / "runs" / f"{batches_key(values)}.lock"
+        group = self._group_of(values)
+        lock_path = Path(self.project_dir) / "runs" / f"{values_key(group[0])}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 return False
-            group = [p for p in self._group_of(values)
-                     if not (self._run_dir(p) / "run.json").exists()]
+            group = [p for p in group if not (self._run_dir(p) / "run.json").exists()]
             if group:
                 self._train_together(group, data, verbose)
         return True
@@ -315,11 +316,17 @@ class ZooTuner(kt.Tuner):
         return False
 
     def _group_of(self, values: dict) -> list[dict]:
-        """The grid points trained together with values: those sharing its batches."""
+        """The grid points trained together with values: those sharing its batches, cut
+        into split_groups consecutive parts. With one part per process, the parts of a
+        group cost the same and are taken together, so no process waits idle at the end
+        of the grid for another's last group."""
         if not self.fuse or not fusable(values["model"]):
             return [values]
         key = batches_key(values)
-        return [p for p in self.points if batches_key(p) == key]
+        group = [p for p in self.points if batches_key(p) == key]
+        size = math.ceil(len(group) / min(self.split_groups, len(group)))
+        start = group.index(values) // size * size
+        return group[start:start + size]
 
     def _train_together(self, group: list[dict], data, verbose: int) -> None:
         keras.backend.clear_session()  # graphs of earlier trials would pile up in this process

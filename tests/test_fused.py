@@ -107,3 +107,23 @@ def test_a_diverging_member_does_not_harm_the_others(digits):
     assert not histories[0]["loss"][-1] < 100  # NaN, or far beyond a guess's 2.3
     assert np.isfinite(histories[1]["loss"]).all() and histories[1]["accuracy"][-1] > 0.6
     assert all(np.isfinite(w).all() for w in members[1].get_weights())
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp_medium"])
+def test_members_with_other_activations_fuse_and_equal_training_alone(name, digits):
+    """Each member's activation applies to its own slice; runs of equal ones share a call
+    (tanh, tanh, sigmoid, elu, tanh: four runs, one of two members)."""
+    activations = ["tanh", "tanh", "sigmoid", "elu", "tanh"]
+
+    def members():
+        built = []
+        for activation in activations:
+            keras.utils.set_random_seed(0)
+            built.append(build_model(name, activation=activation, optimizer="adam",
+                                     learning_rate=1e-3, steps_per_execution=8))
+        return built
+
+    fused, alone = _train_alone_and_fused(digits, members)
+    _assert_same_training(fused, alone, TOLERANCE[name], f"{name} activations")
+    losses = [fit.history["loss"][-1] for fit in fused]
+    assert losses[0] != losses[2] != losses[3]  # the activations did differ
