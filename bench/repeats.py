@@ -40,6 +40,7 @@ def run_search(grid: str, out: Path, repeats: int, args) -> tuple[float, float]:
                "--jobs", str(args.jobs), "--overwrite"]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
     command += ["--epochs", str(args.epochs)] if args.epochs else []
+    command += ["--subset", str(args.subset)] if args.subset else []
     cpu_before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -111,6 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=None, help="override the grid's epochs")
+    parser.add_argument("--subset", type=int, default=None, help="training images to use")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-single", action="store_true", help="run --repeats 3 only")
     parser.add_argument("--metric", default="val_accuracy")
@@ -125,7 +127,10 @@ def main(argv=None) -> int:
     runs = pd.read_csv(out / "r3" / RESULTS_CSV)
     runs.to_csv(out / f"{args.grid}_{args.dataset}_repeats3.csv", index=False)
 
-    lines = [f"Grid `{args.grid}`, {args.dataset}, --jobs {args.jobs}, metric {args.metric}:", ""]
+    size = f", {args.subset} training images" if args.subset else ""
+    epochs = f", {args.epochs} epochs" if args.epochs else ""
+    lines = [f"Grid `{args.grid}`{epochs}, {args.dataset}{size}, --jobs {args.jobs}, "
+             f"metric {args.metric}:", ""]
     for name, (wall, cpu) in timings.items():
         lines.append(f"- `{name}`: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU")
     if len(timings) == 2:
