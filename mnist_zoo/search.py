@@ -38,7 +38,8 @@ from mnist_zoo import data as data_lib
 from mnist_zoo.cli import non_negative_int, positive_int
 from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid, with_repeats
 from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
-                               claim_results, export_top_models, print_top, write_results_csv)
+                               claim_results, export_top_models, print_top, read_result,
+                               write_results_csv)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -255,14 +256,20 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def resolve_jobs(jobs: str | int, grid: str, repeats: int | None) -> int:
+def resolve_jobs(jobs: str | int, grid: str, repeats: int | None, out=None) -> int:
     """'auto': one training process per core (no more than the grid has trials; the groups
-    of trials trained together are cut into one part per process)."""
-    if jobs != "auto":
-        return jobs
+    of trials trained together are cut into one part per process). A grid whose trials
+    in `out` are all finished needs no training process."""
     spec = load_grid(grid)
     axes = with_repeats(spec["axes"], repeats or spec["settings"].get("repeats", 1))
-    return max(1, min(usable_cores(), grid_size(axes)))
+    if out is not None and finished_trials(Path(out) / "tuner" / spec["name"]) >= grid_size(axes):
+        return 1  # nothing left to train: report in this process, start no workers
+    return jobs if jobs != "auto" else max(1, min(usable_cores(), grid_size(axes)))
+
+
+def finished_trials(project: Path) -> int:
+    rows = (read_result(path) for path in project.glob("trial_*/result.json"))
+    return sum(1 for row in rows if row is not None and row["status"] != "failed")
 
 
 def drop_options(argv: list[str], flags: list[str], valued: list[str] = ()) -> list[str]:
@@ -319,6 +326,10 @@ def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
     out of memory) leaves its trial RUNNING, and keras-tuner would wait for it forever:
     stop the others then, and say how to go on."""
     while any(w.poll() is None for w in workers):
+        if chief.poll() == 0:
+            # The chief ends once every trial has ended: the grid is done. A worker that
+            # had not yet asked for a trial would only find the chief gone.
+            return 0
         dead = [(i, w.returncode) for i, w in enumerate(workers) if w.returncode]
         if dead or chief.poll() is not None:
             who = (", ".join(f"worker {i} ({_exit_reason(code)})" for i, code in dead)
@@ -364,7 +375,8 @@ def main(argv=None, restartable: bool = False) -> int:
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
     try:
-        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats)
+        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
+                                                None if args.overwrite else args.out)
     except GridError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -414,7 +426,19 @@ def main(argv=None, restartable: bool = False) -> int:
         print("\ninterrupted: finished trials are saved; rerun the same command to resume",
               file=sys.stderr)
         return 130
+    except Exception as err:
+        if role != "worker" or not _chief_unreachable(err):
+            raise
+        print(f"worker {args.worker}: no chief at {args.oracle} (the grid is finished, or the "
+              "chief stopped); finished trials are saved", file=sys.stderr)
+        return 3
     return 0
+
+
+def _chief_unreachable(err: Exception) -> bool:
+    import grpc
+
+    return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
 
 
 if __name__ == "__main__":
