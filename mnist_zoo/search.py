@@ -377,19 +377,20 @@ def main(argv=None, restartable: bool = False) -> int:
     try:
         args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
                                                 None if args.overwrite else args.out)
-    except GridError as err:
+        if args.jobs > 1:
+            return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+        return run_here(args, role, restartable)
+    except (GridError, ResultsError, data_lib.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.jobs > 1:
-        try:
-            return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
-        except (GridError, ResultsError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("\ninterrupted: finished trials are saved; rerun the same command to resume",
-                  file=sys.stderr)
-            return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+def run_here(args, role: str | None, restartable: bool) -> int:
+    """Train (or serve trials, as the chief) in this process."""
     if args.threads:
         import tensorflow as tf
 
@@ -419,13 +420,6 @@ def main(argv=None, restartable: bool = False) -> int:
         sys.stderr.flush()
         again = drop_options(sys.argv[1:], ["--overwrite"])  # keep what is done
         os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
-    except (GridError, ResultsError, data_lib.DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
     except Exception as err:
         if role != "worker" or not _chief_unreachable(err):
             raise
