@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -271,3 +272,18 @@ def test_ctrl_c_on_jobs_prints_one_line_and_no_traceback(tmp_path):
     assert parent.returncode == 130
     assert "interrupted: finished trials are saved" in err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+@pytest.mark.parametrize("fault", ["labels", "size"])
+def test_bad_data_stops_the_search_in_one_line_before_training(fault, tmp_path, capsys):
+    """Labels outside 0..9 or 32x32 images: checked once when the data loads, so no trial
+    fails with a TensorFlow stack in the CSV's error column."""
+    from test_faults import idx_folder
+
+    folder = (idx_folder(tmp_path / "data", labels=np.arange(12) % 11) if fault == "labels"
+              else idx_folder(tmp_path / "data", size=32))
+    out = tmp_path / "out"
+    err = one_line_error(capsys, ["--grid", "smoke", "--data-dir", str(folder), "--out", str(out),
+                                  "--jobs", "1"])
+    assert ("labels must be 0 to 9" if fault == "labels" else "32") in err
+    assert not list(out.glob("tuner/smoke/trial_*"))  # nothing was trained or recorded
