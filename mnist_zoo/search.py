@@ -70,14 +70,9 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     from mnist_zoo.tuner import ZooTuner, write_board_config
 
     spec = load_grid(grid)
-    axes = dict(spec["axes"])
-    if epochs:
-        axes["epochs"] = [epochs]
-    settings = {**spec["settings"], **{k: v for k, v in (("subset", subset), ("seed", seed),
-                                                         ("repeats", repeats)) if v is not None}}
+    axes, settings = grid_with_overrides(spec, epochs=epochs, subset=subset, seed=seed,
+                                         repeats=repeats)
     seed = settings.get("seed", 0)
-    # (The repeats live on as the repeat axis, so --repeats 1 and no repeats are one grid.)
-    axes = with_repeats(axes, settings.pop("repeats", 1))
     out = Path(out)
     project = out / "tuner" / spec["name"]
     results_csv = out / RESULTS_CSV
@@ -102,10 +97,9 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
               f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
               flush=True)
     else:
-        if data is None:
-            data = data_lib.load_dataset(dataset, data_dir, subset=settings.get("subset"),
-                                         validation_size=settings.get("validation_size"),
-                                         seed=seed)
+        data = data or data_lib.load_dataset(dataset, data_dir, subset=settings.get("subset"),
+                                             validation_size=settings.get("validation_size"),
+                                             seed=seed)
         _guard_data(project, data)
         print(f"grid {spec['name']}: {total} trials, {len(data.x_train)} training / "
               f"{len(data.x_val)} validation / {len(data.x_test)} test images from {data.source}",
@@ -119,11 +113,20 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         print(f"tensorboard: logged {len(tuner.session_seconds)} trials in "
               f"{tuner.board_seconds:.1f} s ({tuner.board_seconds / max(trained, 1e-9):.1%} of "
               f"their training time); tensorboard --logdir {project / 'tensorboard'}")
-
     table = write_results_csv(project, results_csv)
     if role != "worker":  # the chief or a later plain run does the exporting
         report(table, total, out, objective, show_top, export_top)
     return table
+
+
+def grid_with_overrides(spec: dict, epochs: int | None = None,
+                        **settings_given) -> tuple[dict, dict]:
+    """The grid's axes and settings with the command line's epochs, subset, seed and
+    repeats. The repeats become the repeat axis, so --repeats 1 and none are one grid."""
+    axes = {**spec["axes"], **({"epochs": [epochs]} if epochs else {})}
+    settings = {**spec["settings"],
+                **{key: value for key, value in settings_given.items() if value is not None}}
+    return with_repeats(axes, settings.pop("repeats", 1)), settings
 
 
 def report(table, total: int, out: Path, objective: str, show_top: int, export_top: int):
