@@ -136,7 +136,7 @@ def results_table(runs: list[dict]) -> str:
              "| parameters | s/epoch (2 cores) | weights file | command |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     recipes = sorted({r["recipe"] for r in runs if r["variant"] == "recipe"},
-                     key=lambda name: (name.split("/")[1], name))
+                     key=lambda name: (name.split("/")[1] != "mnist", name))
     for recipe in recipes:
         rows = sorted((r for r in runs if r["recipe"] == recipe and r["variant"] == "recipe"),
                       key=lambda r: int(r["seed"]))
@@ -200,9 +200,11 @@ def goals_table(runs: list[dict]) -> str:
         best = max(measured, key=lambda name: statistics.mean(measured[name]))
         mean = statistics.mean(measured[best])
         gap = 100 * (target - mean)
+        n = len(measured[best])
+        # The goals are means of 3 seeds: fewer seeds cannot show that one is met.
+        met = "no" if gap > 0 else "yes" if n >= 3 else f"on {n} seed{'s' * (n > 1)} only"
         lines.append(f"| {label} | {100 * target:.1f} | {best} | {100 * mean:.2f} "
-                     f"(n={len(measured[best])}) | {'yes' if gap <= 0 else 'no'} "
-                     f"| {'—' if gap <= 0 else f'{gap:.2f}'} |")
+                     f"(n={n}) | {met} | {'—' if gap <= 0 else f'{gap:.2f}'} |")
     return "\n".join(lines)
 
 

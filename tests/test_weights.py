@@ -6,7 +6,10 @@ from Debian's /usr/share/datasets/fashion-mnist (skipped where a folder is missi
 
 from __future__ import annotations
 
+import configparser
+import fnmatch
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +47,18 @@ def test_set():
         return cache[dataset]
 
     return load
+
+
+def test_setup_cfg_packages_the_weights_and_recipes():
+    """A non-editable install must carry them: each file matches a package_data pattern."""
+    package = Path(__file__).resolve().parents[1] / "mnist_zoo"
+    config = configparser.ConfigParser()
+    config.read(package.parent / "setup.cfg")
+    patterns = config["options.package_data"]["mnist_zoo"].split()
+    files = [package / "recipes.toml", *(package / "weights").iterdir()]
+    for path in files:
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 def test_the_required_weights_are_shipped_and_small():
