@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -293,7 +294,6 @@ def run_local_jobs(args, argv: list[str]) -> int:
     """--jobs N: a chief and N workers on this machine, through keras-tuner's distributed
     mode; the chief prints the best trials and exports them when all are done."""
     import socket
-    import subprocess
 
     spec = load_grid(args.grid)  # a bad grid or folder fails here, once, not in N processes
     out = Path(args.out)
@@ -330,8 +330,14 @@ def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
     stop the others then, and say how to go on."""
     while any(w.poll() is None for w in workers):
         if chief.poll() == 0:
-            # The chief ends once every trial has ended: the grid is done. A worker that
-            # had not yet asked for a trial would only find the chief gone.
+            # The chief ends once every trial has ended: the grid is done. Workers get a
+            # moment to finish their last words; one that had not yet asked for a trial
+            # would only find the chief gone.
+            for worker in workers:
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    break
             return 0
         dead = [(i, w.returncode) for i, w in enumerate(workers) if w.returncode]
         if dead or chief.poll() is not None:
