@@ -179,17 +179,8 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
         if initial_weights:
             _load_initial_weights(net, initial_weights)
 
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "ckpt-{epoch:03d}.keras")),
-        KeepLastCheckpoints(checkpoint_dir, keep_checkpoints),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
-    ]
-    if early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(patience=early_stopping,
-                                                       restore_best_weights=True))
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
-
+    callbacks = _run_callbacks(run_dir, keep_checkpoints, early_stopping, tensorboard,
+                               append=initial_epoch > 0)
     (fit,) = fit_models([net], data, batch_size=batch_size, epochs=epochs, augment=augment,
                         seed=seed, verbose=verbose, callbacks=callbacks,
                         initial_epoch=initial_epoch, test=False)  # evaluate_model scores below
@@ -213,6 +204,23 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
     print(f"{name}: test accuracy {metrics['test']['accuracy']:.4f}, "
           f"loss {metrics['test']['loss']:.4f} ({seconds:.1f} s) -> {run_dir}")
     return RunResult(run_dir, metrics, fit.history, net)
+
+
+def _run_callbacks(run_dir: Path, keep_checkpoints: int, early_stopping: int,
+                   tensorboard: bool, append: bool) -> list:
+    """Epoch checkpoints (the last few kept), the CSV history, and what was asked for."""
+    checkpoint_dir = run_dir / "checkpoints"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "ckpt-{epoch:03d}.keras")),
+        KeepLastCheckpoints(checkpoint_dir, keep_checkpoints),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=append),
+    ]
+    if early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(patience=early_stopping,
+                                                       restore_best_weights=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))
+    return callbacks
 
 
 def _load_initial_weights(net: keras.Model, path) -> None:
