@@ -711,8 +711,8 @@ def plot_optimizer_activation(res: Results, out: Path, fmt: str) -> list[Chart]:
     over = f" over {' · '.join(map(_name, pooled))}" if pooled else ""
     empty_cells = False
     for row, (model, best_grid, mean_grid) in zip(axes, grids):
-        for ax, grid, what in ((row[0], best_grid, "best"), (row[1], mean_grid, "mean")):
-            empty_cells |= _draw_heatmap(ax, res, grid, norm)
+        for ax, cells, what in ((row[0], best_grid, "best"), (row[1], mean_grid, "mean")):
+            empty_cells |= _draw_heatmap(ax, res, cells, norm)
             ax.set_title((f"{model}: " if model is not None else "") + what + over, fontsize=10)
             ax.set_xlabel("activation")
             ax.set_ylabel("optimizer")

@@ -6,6 +6,7 @@ shared/ next to its clone in the same way).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,16 @@ def zoo_check_image():
         return image
 
     return check
+
+
+@pytest.fixture
+def lab_csv(tmp_path):
+    """The old lab report's format: five columns, title-case names, no status."""
+    path = tmp_path / "lab_results.csv"
+    lines = ["Activation,Learning Rate,Optimizer,Batch Size,Validation Accuracy"]
+    for number, (act, lr, opt, bs) in enumerate(itertools.product(
+            ["relu", "sigmoid"], [0.01, 0.001], ["SGD", "Adam"], [32, 128])):
+        accuracy = 0.11 if (act, opt, lr) == ("sigmoid", "SGD", 0.001) else 0.9 + number / 500
+        lines.append(f"{act},{lr},{opt},{bs},{accuracy}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

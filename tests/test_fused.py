@@ -8,7 +8,7 @@ import pytest
 
 from mnist_zoo import build_model, list_models
 from mnist_zoo import data as data_lib
-from mnist_zoo.fused import FusedModels, can_fuse, evaluate_fused, fit_fused
+from mnist_zoo.fused import FusedModels, can_fuse, fit_fused
 
 MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
 SETTINGS = [("sgd", 0.05), ("adam", 0.001), ("rmsprop", 0.001)]

@@ -76,19 +76,6 @@ def zoo_search_csv(zoo_data_dir, tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def lab_csv(tmp_path):
-    """The old lab report's format: five columns, title-case names, no status."""
-    path = tmp_path / "lab_results.csv"
-    lines = ["Activation,Learning Rate,Optimizer,Batch Size,Validation Accuracy"]
-    for number, (act, lr, opt, bs) in enumerate(itertools.product(
-            ["relu", "sigmoid"], [0.01, 0.001], ["SGD", "Adam"], [32, 128])):
-        accuracy = 0.11 if (act, opt, lr) == ("sigmoid", "SGD", 0.001) else 0.9 + number / 500
-        lines.append(f"{act},{lr},{opt},{bs},{accuracy}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def synthetic_grid(path, seed=0):
     """81 trials: 3 activations x 3 learning rates x 3 optimizers x 3 batch sizes."""
     rng = np.random.default_rng(seed)

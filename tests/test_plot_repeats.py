@@ -3,7 +3,6 @@ within-noise test of report.html; without repeats the charts stay as they were."
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import matplotlib
@@ -204,16 +203,4 @@ def test_equal_settings_with_several_seeds_are_repeats(tmp_path):
     table.assign(seed=0).to_csv(csv, index=False)  # nothing tells them apart: separate trials
     assert not load_results(csv).repeats
 
-
-@pytest.fixture
-def lab_csv(tmp_path):
-    """The old lab report's format (as in tests/test_plot.py)."""
-    path = tmp_path / "lab_results.csv"
-    lines = ["Activation,Learning Rate,Optimizer,Batch Size,Validation Accuracy"]
-    for number, (act, lr, opt, bs) in enumerate(itertools.product(
-            ["relu", "sigmoid"], [0.01, 0.001], ["SGD", "Adam"], [32, 128])):
-        accuracy = 0.11 if (act, opt, lr) == ("sigmoid", "SGD", 0.001) else 0.9 + number / 500
-        lines.append(f"{act},{lr},{opt},{bs},{accuracy}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 

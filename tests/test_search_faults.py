@@ -4,7 +4,6 @@ In-process where the fault allows it (a new TensorFlow process costs ~5 s); the 
 and Ctrl-C cases kill real processes.
 """
 
-import json
 import os
 import signal
 import subprocess
