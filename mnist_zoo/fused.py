@@ -11,7 +11,8 @@ model, batch size, epochs, augmentation) are therefore trained together:
   concatenated into one layer over the shared input, later convolutions become
   one grouped convolution, later dense layers one batched matmul; element-wise
   activations apply to each member's slice (one call per run of members that
-  share an activation);
+  share an activation; the search does not group by activation, which measured
+  slower than one group per activation);
 * each member's loss is its own mean cross-entropy; the gradient of their sum
   with respect to a member's weights is that member's gradient alone, and each
   optimizer updates only its member.

@@ -34,8 +34,10 @@ CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
 EXTRA_AXES = ("momentum", "dropout", "pooling", "augment", "lr_schedule")
 AXES = (*CORE_AXES, *EXTRA_AXES)
 # Axes that change each model on its own, not the batches it sees: trials that differ in
-# these alone (and in their repeat) can be trained as one fused graph.
-MEMBER_AXES = ("activation", "learning_rate", "optimizer", "momentum", "lr_schedule")
+# these alone (and in their repeat) are trained as one fused graph. (mnist_zoo.fused can
+# also fuse members with other activations, but measured slower: 62 s CPU for 27 LeNet-5s
+# against 33 s as three groups of 9, docs/benchmarks.md; so activation is not one of them.)
+MEMBER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
 SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
 # With repeats = N every grid point runs N times, with seeds seed .. seed + N - 1: an axis
 # of its own, added last so a point's repeats are neighbours (GridSearch varies the last
@@ -205,8 +207,8 @@ def with_repeats(axes: dict, repeats: int) -> dict:
 
 
 def batches_key(values: dict) -> str:
-    """Trials with equal keys differ only in activation, optimizer settings or repeat: they
-    see the same batches, so the search can train them together (mnist_zoo.fused)."""
+    """Trials with equal keys differ only in optimizer settings or repeat: they see the
+    same batches, so the search can train them together (mnist_zoo.fused)."""
     shared = {k: v for k, v in values.items() if k not in (*MEMBER_AXES, REPEAT_AXIS)}
     return _digest(shared)
 

@@ -226,9 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "mode on 127.0.0.1): 'auto' (default) one per core; 1 trains in "
                              "this process")
     parser.add_argument("--split-groups", type=positive_int, default=None, metavar="N",
-                        help="cut each group of trials trained together into N parts "
-                             "(default: the number of jobs, so that all processes work until "
-                             "the grid's end; for --worker, give the number of workers)")
+                        help="cut each group of trials trained together into N parts, "
+                             "e.g. the number of jobs when a grid has fewer groups than "
+                             "processes (default 1: narrower groups train slower per trial)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
                              "choice; with several jobs: cores / jobs)")
@@ -310,7 +310,7 @@ def run_local_jobs(args, argv: list[str]) -> int:
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
-    split = ["--split-groups", str(args.split_groups or args.jobs)]
+    split = ["--split-groups", str(args.split_groups)] if args.split_groups else []
     workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads), *split],
                                 preexec_fn=_die_with_parent)
                for i in range(args.jobs)]
