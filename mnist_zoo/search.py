@@ -307,7 +307,7 @@ def run_local_jobs(args, argv: list[str]) -> int:
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads", "--split-groups"])
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or max(1, usable_cores() // args.jobs)
     chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
     split = ["--split-groups", str(args.split_groups)] if args.split_groups else []

@@ -33,7 +33,7 @@ TOLERANCE = 0.0005  # 0.05 percentage points
 
 
 @pytest.fixture(scope="module")
-def test_set():
+def official_test_set():
     cache = {}
 
     def load(dataset: str):
@@ -70,16 +70,16 @@ def test_the_required_weights_are_shipped_and_small():
 
 
 @pytest.mark.parametrize("key", sorted(SHIPPED))
-def test_shipped_weights_score_their_stated_accuracy(key, test_set):
+def test_shipped_weights_score_their_stated_accuracy(key, official_test_set):
     model, dataset = key.split(":")
-    x, y = test_set(dataset)
+    x, y = official_test_set(dataset)
     net = build_model(model, weights=dataset, compile=False)
     accuracy = float((net.predict(x, batch_size=1000, verbose=0).argmax(axis=1) == y).mean())
     assert abs(accuracy - SHIPPED[key]["test_accuracy"]) <= TOLERANCE, (accuracy, SHIPPED[key])
 
 
-def test_build_lenet5_with_mnist_weights_reads_digits(test_set):
-    x, y = test_set("mnist")
+def test_build_lenet5_with_mnist_weights_reads_digits(official_test_set):
+    x, y = official_test_set("mnist")
     net = build_lenet5(weights="mnist")
     assert net.optimizer is not None  # compiled as usual, ready to fine-tune
     assert (net.predict(x[:500], verbose=0).argmax(axis=1) == y[:500]).mean() > 0.97
@@ -115,8 +115,8 @@ def test_evaluate_cli_scores_a_zoo_name(tmp_path, capsys):
     assert err.startswith("error: no pretrained weights 'kmnist'") and err.count("\n") == 1
 
 
-def test_predict_cli_reads_digits_with_a_zoo_name(test_set, tmp_path, capsys):
-    x, y = test_set("mnist")
+def test_predict_cli_reads_digits_with_a_zoo_name(official_test_set, tmp_path, capsys):
+    x, y = official_test_set("mnist")
     paths = []
     for i in range(5):
         path = tmp_path / f"digit{i}.png"
