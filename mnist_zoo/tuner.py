@@ -67,11 +67,13 @@ def write_board_config(board_dir: Path, axes: dict) -> None:
     coordinates and scatter plots): `tensorboard --logdir <project>/tensorboard`."""
     from tensorboard.plugins.hparams import api as hparams
 
-    with tf.summary.create_file_writer(str(board_dir)).as_default():
+    writer = tf.summary.create_file_writer(str(board_dir))
+    with writer.as_default():
         hparams.hparams_config(
             hparams=[hparams.HParam(axis, hparams.Discrete(values))
                      for axis, values in axes.items()],
             metrics=[hparams.Metric(name) for name in BOARD_METRICS])
+    writer.close()  # on disk now, not when the garbage collector gets to it
 
 
 def write_board_trial(board_dir: Path, row: dict, values: dict, history: pd.DataFrame) -> None:
