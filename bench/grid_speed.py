@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import memory  # noqa: E402  (bench/memory.py, beside this file)
 import pandas as pd  # noqa: E402
 
 from mnist_zoo import data as data_lib  # noqa: E402
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
         command += ["--subset", str(args.subset)] if args.subset else []
         command += ["--no-fuse"] if args.no_fuse else []
         started = time.perf_counter()
-        subprocess.run(command, check=True)
+        peaks, restarts = run_sampling_memory(command)
         flags = f" --jobs {args.jobs}" if args.jobs else " (defaults)"
         timings[f"mnist_zoo.search{flags}"] = time.perf_counter() - started
         fast = pd.read_csv(Path(tmp) / "results" / RESULTS_CSV)
@@ -138,6 +140,9 @@ def main(argv=None) -> int:
     lines = [f"Grid `{spec['name']}` ({len(points)} trials × {spec['axes']['epochs'][0]} epochs), "
              f"{args.dataset}, {len(data.x_train)} training images, seed {args.seed}:", "",
              *table, ""]
+    lines += ["Resident memory of the search (all its processes summed, peak per trial):", "",
+              *memory.describe(f"mnist_zoo.search{flags}", peaks, restarts,
+                               timings[f"mnist_zoo.search{flags}"])]
     if naive is not None:
         merged = naive.merge(fast[AXES + ["val_accuracy", "test_accuracy", "status"]],
                              on=AXES, suffixes=("_naive", "_search"))
@@ -153,6 +158,23 @@ def main(argv=None) -> int:
     (out / f"{label}.md").write_text(report)
     print("\n" + report)
     return 0
+
+
+def run_sampling_memory(command: list[str]) -> tuple[list[float], int]:
+    """Run the search, passing its output through; returns the peak resident memory of
+    its processes between two progress lines (one per trial) and its restart count."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    sampler = memory.PeakSampler(process.pid, every=0.5)  # sparse: /proc walks cost CPU
+    sampler.start()
+    peaks, restarts = [], 0
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        if re.match(r"\[\d+/\d+\]", line):
+            peaks.append(sampler.take_peak())
+        restarts += "restarting this process" in line
+    if process.wait():
+        raise SystemExit(f"search failed ({process.returncode}): {' '.join(command)}")
+    return peaks, restarts
 
 
 def accuracy_difference(first: pd.DataFrame, second: pd.DataFrame, name1: str, name2: str) -> str:

@@ -50,7 +50,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            objective: str = "val_accuracy", overwrite: bool = False, export_top: int = 3,
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
            role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
-           repeats: int | None = None, tensorboard: bool = True, split_groups: int = 1):
+           repeats: int | None = None, tensorboard: bool = True, split_groups: int = 1,
+           workers: int = 1):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -63,6 +64,9 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     (overrides the grid's [settings] repeats).
     tensorboard: log every trial for TensorBoard's HParams dashboard under
     <out>/tuner/<grid>/tensorboard.
+    workers: how many training processes share the grid; the groups of trials left over
+    at the grid's end (groups modulo workers) are cut into one part per worker, so that
+    none of them idles while another trains the last group.
     split_groups: cut each group of trials trained together into this many parts (the
     number of training processes, so that each has a share of every group).
     """
@@ -89,7 +93,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # _guard_project already cleared the folder when asked to
         results_csv=results_csv, seed=seed, fuse=fuse, max_memory_growth=max_memory_growth,
-        tensorboard=tensorboard, split_groups=split_groups)
+        tensorboard=tensorboard, split_groups=split_groups, workers=workers)
     if tensorboard and role != "worker":
         write_board_config(project / "tensorboard", axes)
     total = tuner.total_trials
@@ -249,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run trials for the chief; ID unique per worker")
     dist.add_argument("--oracle", default="127.0.0.1:8000", metavar="HOST:PORT",
                       help="the chief's address (default 127.0.0.1:8000)")
+    dist.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                      help="how many workers share the grid (give every worker the same N; "
+                           "--jobs sets it): the groups left over at the grid's end are cut "
+                           "into N parts so that no worker idles while another trains the "
+                           "last group")
     return parser
 
 
@@ -305,13 +314,15 @@ def run_local_jobs(args, argv: list[str]) -> int:
     with socket.socket() as sock:  # a free port for the chief, on loopback only
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    passed_on = drop_options(argv, ["--overwrite"], ["--jobs", "--threads", "--split-groups"])
+    passed_on = drop_options(argv, ["--overwrite"],
+                             ["--jobs", "--threads", "--split-groups", "--workers"])
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
     threads = args.threads or max(1, usable_cores() // args.jobs)
     chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
     split = ["--split-groups", str(args.split_groups)] if args.split_groups else []
-    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads), *split],
+    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads),
+                                 "--workers", str(args.jobs), *split],
                                 preexec_fn=_die_with_parent)
                for i in range(args.jobs)]
     try:
@@ -422,6 +433,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
                role=role, fuse=not args.no_fuse, repeats=args.repeats,
                tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
+               workers=args.workers,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

@@ -9,15 +9,18 @@ Run folders are claimed with file locks, so keras-tuner's distributed workers (a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import json
 import math
+import os
 import time
 from pathlib import Path
 
 import keras
 import keras_tuner as kt
+from keras_tuner.src.distribute import utils as kt_dist
 import pandas as pd
 import tensorflow as tf
 
@@ -179,6 +182,28 @@ class ResumableGridOracle(kt.Oracle):
                 "values": None}
 
 
+def serve_trials(oracle, poll_seconds: float = IDLE_PAUSE_SECONDS) -> None:
+    """keras-tuner's chief (oracle_chief.start_server, 1.4.8) but for how it ends: once a
+    worker is told the grid is done, keras-tuner checks every 20 s whether the others
+    are too, so a finished grid waited up to 20 s for its report. This checks twice a
+    second."""
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:"
+                             f"{os.environ['KERASTUNER_ORACLE_PORT']}")
+    server.start()
+    while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+        time.sleep(poll_seconds)
+    server.stop(grace=1)
+
+
 def _pause_when_idle(create_trial):
     def create(tuner_id):
         trial = create_trial(tuner_id)
@@ -198,7 +223,8 @@ class ZooTuner(kt.Tuner):
 
     def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
                  fuse: bool = True, max_memory_growth: float | None = None,
-                 tensorboard: bool = True, split_groups: int = 1, **kwargs):
+                 tensorboard: bool = True, split_groups: int = 1, workers: int = 1,
+                 **kwargs):
         self.points = grid_points(axes)
         self.total_trials = len(self.points)
         self.oracle_axes = list(axes)
@@ -212,7 +238,8 @@ class ZooTuner(kt.Tuner):
         # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
         self.oracle.create_trial = _pause_when_idle(self.oracle.create_trial)
         self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
-        self.split_groups = split_groups
+        self.split_groups, self.workers = split_groups, workers
+        self.tail_groups = self._find_tail_groups()
         self.board_dir = Path(self.project_dir) / "tensorboard" if tensorboard else None
         self.board_seconds = 0.0  # what writing for TensorBoard has cost this process
         self.session_seconds: list[float] = []
@@ -240,12 +267,21 @@ class ZooTuner(kt.Tuner):
         self._record(row, trial_dir)
         return objective_values(row)
 
+    def search(self, *fit_args, **fit_kwargs):
+        if kt_dist.is_chief_oracle():  # keras-tuner's chief, with a faster exit
+            self.oracle.verbose = fit_kwargs.get("verbose", 1)
+            self.save()
+            serve_trials(self.oracle)
+            return
+        super().search(*fit_args, **fit_kwargs)
+
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle hears of the trial first: nothing is lost
         if not (self.max_memory_growth and self.trained_here):
             return
         now = resident_mib()
-        if now is None or self.trials_done >= self.total_trials:
+        # A process with nothing left to train has no use for a fresh start.
+        if now is None or self.trials_done >= self.total_trials or not self._work_left():
             return
         if self.baseline_mib is None:
             self.baseline_mib = now
@@ -294,17 +330,36 @@ class ZooTuner(kt.Tuner):
         """Train the unfinished points of values' group, holding the group's lock;
         False when another process holds it and wait is False."""
         group = self._group_of(values)
+        with self._group_lock(group, wait) as locked:
+            if not locked:
+                return False
+            group = [p for p in group if not (self._run_dir(p) / "run.json").exists()]
+            if group:
+                self._train_together(group, data, verbose)
+        return True
+
+    @contextlib.contextmanager
+    def _group_lock(self, group: list[dict], wait: bool):
+        """Hold the lock of a group's run folders; yields False when another process
+        holds it and wait is False."""
         lock_path = Path(self.project_dir) / "runs" / f"{values_key(group[0])}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
-                return False
-            group = [p for p in group if not (self._run_dir(p) / "run.json").exists()]
-            if group:
-                self._train_together(group, data, verbose)
-        return True
+                yield False
+                return
+            yield True
+
+    def _work_left(self) -> bool:
+        """Whether some grid point is neither trained nor being trained by another process."""
+        for values in self.points:
+            if not (self._run_dir(values) / "run.json").exists():
+                with self._group_lock(self._group_of(values), wait=False) as free:
+                    if free:
+                        return True
+        return False
 
     def _train_some_other_group(self, data, verbose: int) -> bool:
         for values in self.points:
@@ -319,16 +374,25 @@ class ZooTuner(kt.Tuner):
 
     def _group_of(self, values: dict) -> list[dict]:
         """The grid points trained together with values: those sharing its batches, cut
-        into split_groups consecutive parts. With one part per process, the parts of a
-        group cost the same and are taken together, so no process waits idle at the end
-        of the grid for another's last group."""
+        into consecutive parts: split_groups parts, or one per worker for the groups at
+        the grid's end (see _find_tail_groups)."""
         if not self.fuse or not fusable(values["model"]):
             return [values]
         key = batches_key(values)
         group = [p for p in self.points if batches_key(p) == key]
-        size = math.ceil(len(group) / min(self.split_groups, len(group)))
+        parts = max(self.split_groups, self.workers if key in self.tail_groups else 1)
+        size = math.ceil(len(group) / min(parts, len(group)))
         start = group.index(values) // size * size
         return group[start:start + size]
+
+    def _find_tail_groups(self) -> frozenset:
+        """The groups that would leave workers idle at the end of the grid: with 9 groups
+        and 2 workers the last one, trained by one worker while the other has nothing
+        left. Each is cut into one part per worker, so all of them work until the end;
+        the others stay whole, since a group trains faster per trial the wider it is."""
+        keys = list(dict.fromkeys(batches_key(p) for p in self.points if fusable(p["model"])))
+        leftover = len(keys) % self.workers
+        return frozenset(keys[len(keys) - leftover:] if leftover else [])
 
     def _train_together(self, group: list[dict], data, verbose: int) -> None:
         keras.backend.clear_session()  # graphs of earlier trials would pile up in this process

@@ -268,19 +268,20 @@ def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path):
 
 
 def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_path):
-    # A tiny allowance makes the process restart after its second trial (every model
-    # built adds some MiB); the restarted process must pick up the remaining trials.
+    # A tiny allowance makes a process restart after its second trial (every model
+    # built adds some MiB) while trials are left; the restarted process must pick up
+    # the remaining trials. Two repeats: 8 trials, so each of the two workers has some.
     out = tmp_path / "out"
     result = run_search("--grid", "smoke", "--out", str(out), "--no-fuse", "--export-top", "0",
-                        "--max-memory-growth", "0.000001")
+                        "--max-memory-growth", "0.000001", "--repeats", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "restarting this process" in result.stdout
-    assert result.stdout.count("grid smoke: 4 trials") >= 2  # the data loaded again, fresh
+    assert result.stdout.count("grid smoke: 8 trials") >= 3  # two workers, one restarted
     trial_lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    assert len(trial_lines) == 4  # each trial trained once, none twice
+    assert len(trial_lines) == 8  # each trial trained once, none twice
     table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
-    assert len(table) == 4 and table["trial_id"].is_unique
-    assert grid_values(table) == expected_values("smoke")
+    assert len(table) == 8 and table["trial_id"].is_unique
+    assert grid_values(table.query("repeat == 0")) == expected_values("smoke")
     assert (table["status"] == "completed").all()
 
 
@@ -293,3 +294,49 @@ def test_a_restarted_or_worker_process_never_gets_overwrite(capsys):
     with pytest.raises(SystemExit):
         search_lib.build_parser().parse_args(["--ov"])
     assert "unrecognized arguments: --ov" in capsys.readouterr().err
+
+
+def test_the_chief_ends_as_soon_as_the_last_worker_is_told_the_grid_is_done(tmp_path,
+                                                                              monkeypatch):
+    # Two workers: one is told "done" while the other still trains; keras-tuner's own chief
+    # then looked again only every 20 s, so the finished grid's report waited up to 20 s.
+    import threading
+
+    import grpc
+    import keras_tuner as kt
+    from keras_tuner.src import protos
+
+    from mnist_zoo.tuner import ResumableGridOracle, TrialStatus, make_hyperparameters, serve_trials
+
+    axes = {"model": ["mlp_bp"], "learning_rate": [0.01]}
+    oracle = ResumableGridOracle(grid_lib.grid_points(axes),
+                                 objective=kt.Objective("val_accuracy", "max"),
+                                 hyperparameters=make_hyperparameters(axes))
+    oracle._set_project_dir(str(tmp_path), "chief")
+    port = _free_port()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    chief = threading.Thread(target=serve_trials, args=(oracle,), daemon=True)
+    chief.start()
+    service = protos.get_service()
+    stub = protos.get_service_grpc().OracleStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+    def ask(worker: str):
+        request = service.CreateTrialRequest(tuner_id=worker)
+        return kt.engine.trial.Trial.from_proto(
+            stub.CreateTrial(request, wait_for_ready=True, timeout=30).trial)
+
+    trial = ask("worker0")
+    assert trial.status == TrialStatus.RUNNING
+    assert ask("worker1").status == TrialStatus.IDLE  # the only trial is taken
+    stub.UpdateTrial(service.UpdateTrialRequest(trial_id=trial.trial_id,
+                                                metrics={"val_accuracy": 0.5}), timeout=30)
+    trial.status = TrialStatus.COMPLETED
+    stub.EndTrial(service.EndTrialRequest(trial=trial.to_proto()), timeout=30)
+    assert ask("worker1").status == TrialStatus.STOPPED  # worker0 has not asked yet
+    time.sleep(1.5)
+    assert chief.is_alive()  # worker0 is still registered
+    told = time.perf_counter()
+    assert ask("worker0").status == TrialStatus.STOPPED
+    chief.join(timeout=10)
+    assert not chief.is_alive() and time.perf_counter() - told < 3

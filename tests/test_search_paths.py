@@ -140,3 +140,44 @@ def test_split_groups_cut_a_fused_group_into_parts(tmp_path, digits):
     parts = run_grid(tmp_path / "parts", axes, digits, split_groups=2)
     assert (whole["trained_with"] == 4).all() and (parts["trained_with"] == 2).all()
     np.testing.assert_allclose(parts["val_accuracy"], whole["val_accuracy"], atol=0.03)
+
+
+def test_with_two_workers_the_group_left_over_at_the_end_is_cut_in_two(tmp_path, digits):
+    """Three groups on two workers: the first two stay whole, the third (left over once each
+    worker has one) is cut into one part per worker, so neither idles at the end."""
+    axes = ('model = ["lenet5"]\noptimizer = ["adam", "sgd"]\n'
+            'learning_rate = [0.01, 0.001]\nbatch_size = [16, 32, 64]\nepochs = [1]')
+    whole = run_grid(tmp_path / "whole", axes, digits)
+    shared = run_grid(tmp_path / "shared", axes, digits, workers=2)
+    assert (whole["trained_with"] == 4).all()
+    sizes = shared.groupby("batch_size")["trained_with"].agg(sorted).to_dict()
+    assert sizes == {16: [4] * 4, 32: [4] * 4, 64: [2] * 4}
+    np.testing.assert_allclose(shared["val_accuracy"], whole["val_accuracy"], atol=0.03)
+
+
+def test_a_process_with_nothing_left_to_train_does_not_restart(tmp_path):
+    """The memory restart is for work still to do: not when the only untrained group is
+    locked by another worker (the restart cost 4-5 s at the end of every --jobs grid)."""
+    import fcntl
+
+    import keras_tuner as kt
+
+    from mnist_zoo.grid import values_key
+    from mnist_zoo.tuner import ZooTuner
+
+    axes = {"model": ["lenet5"], "activation": ["relu"], "learning_rate": [0.01],
+            "optimizer": ["adam", "sgd"], "batch_size": [32, 64], "epochs": [1]}
+    tuner = ZooTuner(axes, kt.Objective("val_accuracy", "max"), directory=str(tmp_path),
+                     project_name="p", results_csv=tmp_path / "results.csv", seed=0)
+    runs = tmp_path / "p" / "runs"
+    assert tuner._work_left()
+    for values in tuner.points:  # the batch-64 group is done, the batch-32 one is not
+        if values["batch_size"] == 64:
+            (runs / values_key(values)).mkdir(parents=True)
+            (runs / values_key(values) / "run.json").write_text("{}")
+    assert tuner._work_left()
+    first_of_32 = next(v for v in tuner.points if v["batch_size"] == 32)
+    with open(runs / f"{values_key(first_of_32)}.lock", "w") as lock:  # another worker's
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert not tuner._work_left()
+    assert tuner._work_left()
