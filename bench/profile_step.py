@@ -66,6 +66,78 @@ def conv_rate(batch_size: int, threads: int, members: int = 9, repeats: int = 20
     return multiply_adds / seconds / 1e9 / threads
 
 
+def matmul_peak(threads: int, size: int = 2048) -> float:
+    """The machine's FP32 rate as far as TensorFlow reaches it: GFLOP/s of a large matmul."""
+    import tensorflow as tf
+
+    a, b = tf.random.normal((size, size)), tf.random.normal((size, size))
+
+    @tf.function
+    def multiply():
+        total = tf.constant(0.0)
+        for _ in tf.range(10):
+            total += tf.reduce_sum(tf.matmul(a, b))
+        return total
+
+    multiply()
+    started = time.perf_counter()
+    for _ in range(3):
+        multiply()
+    return 30 * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
+
+
+def input_gradient_variants(batch_size: int, members: int = 9, repeats: int = 5) -> dict:
+    """µs per image and model of the fused second convolution's input gradient (the
+    slowest kernel of a step), as TensorFlow computes it and rewritten as a forward
+    convolution of the flipped, transposed kernel, plain or with each group's outputs
+    padded to 8 or 16 channels (AVX-512 holds 16 floats)."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    kernel = tf.constant(rng.standard_normal((5, 5, 6, 16 * members), dtype=np.float32))
+    upstream = tf.constant(rng.standard_normal((batch_size, 10, 10, 16 * members),
+                                               dtype=np.float32))
+    input_shape = tf.constant([batch_size, 14, 14, 6 * members])
+
+    def native():
+        return tf.raw_ops.Conv2DBackpropInput(input_sizes=input_shape, filter=kernel,
+                                              out_backprop=upstream, strides=[1, 1, 1, 1],
+                                              padding="VALID")
+
+    def as_forward(width=6):
+        flipped = tf.reshape(kernel, (5, 5, 6, members, 16))
+        flipped = tf.transpose(flipped, (0, 1, 4, 3, 2))  # (5, 5, 16, members, 6)
+        flipped = tf.pad(flipped, [[0, 0]] * 4 + [[0, width - 6]])
+        flipped = tf.reshape(flipped, (5, 5, 16, members * width))[::-1, ::-1]
+        padded = tf.pad(upstream, [[0, 0], [4, 4], [4, 4], [0, 0]])
+        out = tf.nn.conv2d(padded, flipped, 1, "VALID")
+        out = tf.reshape(out, (batch_size, 14, 14, members, width))[..., :6]
+        return tf.reshape(out, (batch_size, 14, 14, members * 6))
+
+    variants = {"TensorFlow's (oneDNN)": native, "as a forward convolution": as_forward,
+                "forward, groups padded to 8": lambda: as_forward(8),
+                "forward, groups padded to 16": lambda: as_forward(16)}
+    expected, timings = native(), {}
+    for name, variant in variants.items():
+        np.testing.assert_allclose(variant(), expected, atol=1e-3)  # same gradient
+
+        @tf.function
+        def run(variant=variant):
+            total = tf.constant(0.0)
+            for _ in tf.range(32):
+                total += tf.reduce_sum(variant())
+            return total
+
+        run()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        seconds = (time.perf_counter() - started) / (repeats * 32)
+        timings[name] = seconds / (batch_size * members) * 1e6
+    return timings
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +147,8 @@ def main(argv=None) -> int:
     parser.add_argument("--activation", default="relu")
     parser.add_argument("--steps", type=int, default=128)
     parser.add_argument("--top", type=int, default=15, help="op types to list")
+    parser.add_argument("--kernels", action="store_true",
+                        help="also time the matmul peak and variants of the slowest kernel")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -105,6 +179,12 @@ def main(argv=None) -> int:
         for i in tf.range(args.steps):  # the same loop steps_per_execution builds
             fused.train_step((images[i * size:(i + 1) * size], labels[i * size:(i + 1) * size]))
 
+    if args.kernels:
+        print(f"FP32 matmul peak: {matmul_peak(args.threads):.0f} GFLOP/s on {args.threads} "
+              "thread(s)")
+        print(f"fused second convolution's input gradient, batch {size}, µs per image and model:")
+        for name, micros in input_gradient_variants(size).items():
+            print(f"  {name:32s} {micros:6.2f}")
     print(f"fused second convolution alone (forward, batch {size}): "
           f"{conv_rate(size, args.threads):.0f} G multiply-adds per second per thread")
     train_steps()  # trace and warm up outside the profile
