@@ -40,6 +40,25 @@ def op_type_shares(xplane_path: str) -> list[tuple[str, float]]:
     return [(name, seconds / total * 100) for name, seconds in by_type.most_common()]
 
 
+def seconds_per_call(compute, repeats: int, calls: int = 32) -> float:
+    """Seconds per call of `compute` (a TensorFlow computation), run `calls` times in a
+    graph loop so Python's overhead is not timed; traced and warmed up first."""
+    import tensorflow as tf
+
+    @tf.function
+    def loop():
+        total = tf.constant(0.0)
+        for _ in tf.range(calls):
+            total += tf.reduce_sum(compute())
+        return total
+
+    loop()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        loop()
+    return (time.perf_counter() - started) / (repeats * calls)
+
+
 def conv_rate(batch_size: int, threads: int, members: int = 9, repeats: int = 20) -> float:
     """G multiply-adds per second per thread of LeNet-5's second convolution, fused:
     9 x 16 filters of 5x5 over 9 x 6 channels (a grouped convolution), 14x14 -> 10x10."""
@@ -49,41 +68,17 @@ def conv_rate(batch_size: int, threads: int, members: int = 9, repeats: int = 20
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((batch_size, 14, 14, 6 * members), dtype=np.float32))
     kernel = tf.constant(rng.random((5, 5, 6, 16 * members), dtype=np.float32))
-
-    @tf.function
-    def convolve():
-        total = tf.constant(0.0)
-        for _ in tf.range(32):
-            total += tf.reduce_sum(tf.nn.conv2d(images, kernel, 1, "VALID"))
-        return total
-
-    convolve()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        convolve()
-    seconds = (time.perf_counter() - started) / (repeats * 32)
+    seconds = seconds_per_call(lambda: tf.nn.conv2d(images, kernel, 1, "VALID"), repeats)
     multiply_adds = batch_size * members * 10 * 10 * 16 * 5 * 5 * 6
     return multiply_adds / seconds / 1e9 / threads
 
 
-def matmul_peak(threads: int, size: int = 2048) -> float:
+def matmul_peak(size: int = 2048) -> float:
     """The machine's FP32 rate as far as TensorFlow reaches it: GFLOP/s of a large matmul."""
     import tensorflow as tf
 
     a, b = tf.random.normal((size, size)), tf.random.normal((size, size))
-
-    @tf.function
-    def multiply():
-        total = tf.constant(0.0)
-        for _ in tf.range(10):
-            total += tf.reduce_sum(tf.matmul(a, b))
-        return total
-
-    multiply()
-    started = time.perf_counter()
-    for _ in range(3):
-        multiply()
-    return 30 * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
+    return 2 * size ** 3 / seconds_per_call(lambda: tf.matmul(a, b), repeats=3) / 1e9
 
 
 def input_gradient_variants(batch_size: int, members: int = 9, repeats: int = 5) -> dict:
@@ -121,20 +116,7 @@ def input_gradient_variants(batch_size: int, members: int = 9, repeats: int = 5)
     expected, timings = native(), {}
     for name, variant in variants.items():
         np.testing.assert_allclose(variant(), expected, atol=1e-3)  # same gradient
-
-        @tf.function
-        def run(variant=variant):
-            total = tf.constant(0.0)
-            for _ in tf.range(32):
-                total += tf.reduce_sum(variant())
-            return total
-
-        run()
-        started = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        seconds = (time.perf_counter() - started) / (repeats * 32)
-        timings[name] = seconds / (batch_size * members) * 1e6
+        timings[name] = seconds_per_call(variant, repeats) / (batch_size * members) * 1e6
     return timings
 
 
@@ -180,7 +162,7 @@ def main(argv=None) -> int:
             fused.train_step((images[i * size:(i + 1) * size], labels[i * size:(i + 1) * size]))
 
     if args.kernels:
-        print(f"FP32 matmul peak: {matmul_peak(args.threads):.0f} GFLOP/s on {args.threads} "
+        print(f"FP32 matmul peak: {matmul_peak():.0f} GFLOP/s on {args.threads} "
               "thread(s)")
         print(f"fused second convolution's input gradient, batch {size}, µs per image and model:")
         for name, micros in input_gradient_variants(size).items():
