@@ -20,9 +20,9 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-from keras_tuner.src.distribute import utils as kt_dist
 import pandas as pd
 import tensorflow as tf
+from keras_tuner.src.distribute import utils as kt_dist
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.fused import can_fuse
