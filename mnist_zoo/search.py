@@ -67,8 +67,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     workers: how many training processes share the grid; the groups of trials left over
     at the grid's end (groups modulo workers) are cut into one part per worker, so that
     none of them idles while another trains the last group.
-    split_groups: cut each group of trials trained together into this many parts (the
-    number of training processes, so that each has a share of every group).
+    split_groups: cut every group of trials trained together into this many parts.
     """
     import keras_tuner as kt
 
@@ -230,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "mode on 127.0.0.1): 'auto' (default) one per core; 1 trains in "
                              "this process")
     parser.add_argument("--split-groups", type=positive_int, default=None, metavar="N",
-                        help="cut each group of trials trained together into N parts, "
-                             "e.g. the number of jobs when a grid has fewer groups than "
-                             "processes (default 1: narrower groups train slower per trial)")
+                        help="cut every group of trials trained together into N parts "
+                             "(default 1: narrower groups train slower per trial; the groups "
+                             "left over at the grid's end are cut one part per job anyway)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads per process (default: TensorFlow's "
                              "choice; with several jobs: cores / jobs)")

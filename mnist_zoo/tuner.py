@@ -239,6 +239,10 @@ class ZooTuner(kt.Tuner):
         self.oracle.create_trial = _pause_when_idle(self.oracle.create_trial)
         self.results_csv, self.seed, self.fuse = results_csv, seed, fuse
         self.split_groups, self.workers = split_groups, workers
+        # The points sharing their batches, by batches_key, in the grid's order.
+        self.groups: dict[str, list[dict]] = {}
+        for values in self.points:
+            self.groups.setdefault(batches_key(values), []).append(values)
         self.tail_groups = self._find_tail_groups()
         self.board_dir = Path(self.project_dir) / "tensorboard" if tensorboard else None
         self.board_seconds = 0.0  # what writing for TensorBoard has cost this process
@@ -280,12 +284,12 @@ class ZooTuner(kt.Tuner):
         if not (self.max_memory_growth and self.trained_here):
             return
         now = resident_mib()
-        # A process with nothing left to train has no use for a fresh start.
-        if now is None or self.trials_done >= self.total_trials or not self._work_left():
+        if now is None or self.trials_done >= self.total_trials:
             return
         if self.baseline_mib is None:
             self.baseline_mib = now
-        elif now > self.baseline_mib * (1 + self.max_memory_growth):
+        # A process with nothing left to train has no use for a fresh start.
+        elif now > self.baseline_mib * (1 + self.max_memory_growth) and self._work_left():
             raise MemoryRestart(f"memory grew from {self.baseline_mib:.0f} to {now:.0f} MiB "
                                 f"(+{now / self.baseline_mib - 1:.1%}) since the first trial")
 
@@ -379,7 +383,7 @@ class ZooTuner(kt.Tuner):
         if not self.fuse or not fusable(values["model"]):
             return [values]
         key = batches_key(values)
-        group = [p for p in self.points if batches_key(p) == key]
+        group = self.groups[key]
         parts = max(self.split_groups, self.workers if key in self.tail_groups else 1)
         size = math.ceil(len(group) / min(parts, len(group)))
         start = group.index(values) // size * size
@@ -390,7 +394,7 @@ class ZooTuner(kt.Tuner):
         and 2 workers the last one, trained by one worker while the other has nothing
         left. Each is cut into one part per worker, so all of them work until the end;
         the others stay whole, since a group trains faster per trial the wider it is."""
-        keys = list(dict.fromkeys(batches_key(p) for p in self.points if fusable(p["model"])))
+        keys = [key for key, group in self.groups.items() if fusable(group[0]["model"])]
         leftover = len(keys) % self.workers
         return frozenset(keys[len(keys) - leftover:] if leftover else [])
 
