@@ -173,10 +173,16 @@ def progress_line(row: dict, done: int, total: int, session_seconds: list[float]
             f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}")
 
 
+def lower_is_better(metric: str) -> bool:
+    """Losses (and times) rank lowest first, accuracies highest first: the one rule of the
+    search's ranking and of plot's charts."""
+    return metric.endswith("loss") or metric == "seconds"
+
+
 def ranked(table, objective: str):
     """Completed trials, best first."""
     done = table[table["status"] == "completed"]
-    return done.sort_values(objective, ascending=objective.endswith("loss"), kind="stable")
+    return done.sort_values(objective, ascending=lower_is_better(objective), kind="stable")
 
 
 def print_top(table, objective: str, k: int) -> None:
@@ -206,7 +212,7 @@ def _print_top_points(table, objective: str, k: int, summary: str) -> None:
     if mean not in points:
         print(f"{summary}; {objective} has no values to rank by")
         return
-    best = points.sort_values(mean, ascending=objective.endswith("loss"), kind="stable").head(k)
+    best = points.sort_values(mean, ascending=lower_is_better(objective), kind="stable").head(k)
     varying = [a for a in AXES if a in points and points[a].nunique() > 1] or \
         [a for a in AXES if a in points][:1]
     print(f"{summary}; best {len(best)} grid points by mean {objective} over "
