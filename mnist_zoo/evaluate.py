@@ -29,6 +29,9 @@ SPLITS = ("test", "val", "train")
 # Ink dark on white reads more naturally than MNIST's own white-on-black.
 DIGIT_CMAP = "gray_r"
 RIGHT, WRONG = "#1a7f37", "#cf222e"
+# Digits a gallery page shows (5 columns, 20 rows); more would take minutes to draw into
+# an image too tall to read (100,000 asked: 500 s and 1.8 GB before any file).
+MAX_GALLERY = 100
 
 
 def score_predictions(y_true: np.ndarray, probabilities: np.ndarray,
@@ -75,6 +78,14 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
     if len(x) == 0:
         raise ValueError(f"the {split} split of {dataset} is empty")
     check_model_fits(model, x[:1], len(data.class_names), data.name)
+    if model.trained_on and model.trained_on != data.name:
+        print(f"warning: {model.name} was trained on {model.trained_on}, evaluated here on "
+              f"{data.name}; pass --dataset {model.trained_on} to score it on the images it "
+              "was trained for", file=sys.stderr)
+    if gallery_size > MAX_GALLERY:
+        print(f"warning: --gallery-size {gallery_size} is more than a page shows; each gallery "
+              f"shows {MAX_GALLERY}", file=sys.stderr)
+        gallery_size = MAX_GALLERY
     out = output_folder(out if out else Path("results/evaluation") / model.name)
 
     probabilities = model(x)
@@ -267,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="output folder (default results/evaluation/<model name>)")
     parser.add_argument("--gallery-size", type=non_negative_int, default=25,
-                        help="digits in each gallery")
+                        help=f"digits in each gallery (at most {MAX_GALLERY})")
     parser.add_argument("--seed", type=int, default=0,
                         help="validation split and random sample seed")
     return parser

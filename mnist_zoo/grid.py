@@ -64,6 +64,8 @@ def _check_number(kind, low, high=None, low_inclusive=False):
     def check(value):
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
             return f"expected {'a number' if kind is float else 'an integer'}"
+        if not math.isfinite(value):  # nan fails every comparison below, inf passes them
+            return "expected a finite number"
         if value < low or (value == low and not low_inclusive) or (high and value >= high):
             bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
             return f"expected a value {bound}"
@@ -141,7 +143,10 @@ def load_grid(grid: str) -> dict:
     """Read and check a grid file: {'name', 'path', 'axes': {axis: [values]}, 'settings'}."""
     path = find_grid(grid)
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 by definition
+    except UnicodeDecodeError as err:
+        raise GridError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                        f"{err.start}); save the grid file as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{path}: not valid TOML ({err})") from err
     unknown_tables = set(spec) - {"description", "axes", "settings"}

@@ -78,8 +78,22 @@ def _open(image) -> Image.Image:
     return ImageOps.exif_transpose(opened)  # phone photos store their rotation in EXIF
 
 
+# Pillow's modes for grey images deeper than 8 bits, with their full-scale value:
+# convert("L") would clip them at 255 rather than scale them (a 16-bit PNG went white).
+DEEP_GREY = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
 def _grey_levels(image: Image.Image) -> np.ndarray:
-    """Grey levels in [0, 1]; transparent areas count as white paper."""
+    """Grey levels in [0, 1], scaled by the image's bit depth; transparent areas count as
+    white paper."""
+    if image.mode in DEEP_GREY and "transparency" not in image.info:
+        pixels = np.asarray(image, dtype=np.float64)
+        # Pillow opens a 16-bit PNG as "I;16" or as 32-bit "I"; wider values are 32-bit data.
+        full_scale = DEEP_GREY[image.mode] if pixels.max() <= 65535 else 2.0 ** 32 - 1
+        return (pixels / full_scale).astype(np.float32)
+    if image.mode == "F":  # floating-point grey: [0, 1] already, or 0..255
+        pixels = np.asarray(image, dtype=np.float32)
+        return np.clip(pixels / (255.0 if pixels.max() > 1 else 1.0), 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))

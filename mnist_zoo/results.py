@@ -101,19 +101,81 @@ def claim_results(out: Path, grid_name: str, overwrite: bool) -> None:
     """Make <out>'s table and exports this grid's, refusing to replace another grid's.
 
     experiment_results.csv and models/ hold one grid's results: a second grid run into the
-    same folder would silently replace the first one's table and exports.
+    same folder would silently replace the first one's table and exports. The claim is
+    made under a lock and marks the folder at once (tuner/<grid>/), so a second grid
+    started at the same moment, before the first has a table, is refused too.
     """
     owner_file, csv_path = out / RESULTS_OWNER, out / RESULTS_CSV
-    owner = owner_file.read_text().strip() if owner_file.is_file() else None
-    if owner and owner != grid_name and csv_path.exists() and not overwrite:
-        raise ResultsError(f"{out} holds the results of grid {owner!r} ({RESULTS_CSV}, models/); "
-                           f"run grid {grid_name!r} with another --out, or pass --overwrite "
-                           "to replace them")
-    if owner != grid_name:
-        if overwrite:
-            csv_path.unlink(missing_ok=True)
-            shutil.rmtree(out / "models", ignore_errors=True)
-        atomic_write_text(owner_file, grid_name + "\n")
+    with open(out / f"{RESULTS_OWNER}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        owner = owner_file.read_text().strip() if owner_file.is_file() else None
+        claimed = owner and (csv_path.exists() or (out / "tuner" / owner).is_dir())
+        if claimed and owner != grid_name and not overwrite:
+            raise ResultsError(f"{out} holds the results of grid {owner!r} ({RESULTS_CSV}, "
+                               f"models/, tuner/{owner}/, or a search of it still running); "
+                               f"run grid {grid_name!r} with another --out, or pass "
+                               "--overwrite to replace them")
+        if owner != grid_name:
+            if overwrite:
+                csv_path.unlink(missing_ok=True)
+                shutil.rmtree(out / "models", ignore_errors=True)
+            atomic_write_text(owner_file, grid_name + "\n")
+        (out / "tuner" / grid_name).mkdir(parents=True, exist_ok=True)
+
+
+# keras-tuner's own files in a project folder; everything else there is ours.
+OUR_PROJECT_FILES = ("grid.json", "data.json")
+
+
+def repair_tuner_state(project: Path, tuner_file: str | None = None) -> str | None:
+    """Drop keras-tuner's state in `project` when a file of it is damaged; returns what
+    was damaged (None when all was well).
+
+    keras-tuner writes oracle.json, trial_*/trial.json and <tuner id>.json in place, so a
+    full disk or a kill mid-write leaves one empty or cut, and its reload then fails on
+    every rerun. They only mirror the trial records (trial_*/result.json, runs/*/run.json):
+    without them the search hands out the grid again, and each trial finished before is
+    taken from its record, not trained again. tuner_file: check only this process' own
+    tuner file (a worker; the chief or a lone process checks the whole state).
+    """
+    if not project.is_dir():
+        return None
+    tuner_files = [tuner_file] if tuner_file else [
+        p.name for p in project.glob("*.json") if p.name not in (*OUR_PROJECT_FILES, "oracle.json")]
+    damaged = [name for name in tuner_files if (project / name).exists()
+               and _read_json(project / name) is None]
+    if not tuner_file:
+        trial_ids = set()
+        for path in sorted(project.glob("trial_*/trial.json")):
+            trial = _read_json(path)
+            if trial is None or "trial_id" not in trial:
+                damaged.append(str(path.relative_to(project)))
+            else:
+                trial_ids.add(trial["trial_id"])
+        oracle = project / "oracle.json"
+        state = _read_json(oracle) if oracle.exists() else None
+        if oracle.exists() and (state is None or not isinstance(state.get("ongoing_trials"), dict)
+                                or not set(state["ongoing_trials"].values()) <= trial_ids):
+            damaged.append("oracle.json")
+        elif not oracle.exists() and any((project / name).exists() for name in tuner_files):
+            damaged.append("oracle.json (missing)")
+    if not damaged:
+        return None
+    for name in tuner_files:
+        (project / name).unlink(missing_ok=True)
+    if not tuner_file:
+        (project / "oracle.json").unlink(missing_ok=True)
+        for path in project.glob("trial_*/trial.json"):
+            path.unlink()
+    return ", ".join(damaged)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def check_out_folder(out: Path) -> None:

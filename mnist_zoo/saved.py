@@ -34,6 +34,7 @@ class LoadedModel:
     kind: str  # "keras" or "saved_model"
     forward: Callable  # one batch of images -> model outputs
     name: str
+    trained_on: str | None = None  # the dataset it was trained on, where a record says
 
     def __call__(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -93,7 +94,22 @@ def load_model(path: str | Path) -> LoadedModel:
         raise
     except Exception as err:  # Keras and TensorFlow raise many kinds for a bad file
         raise ModelError(f"cannot load model {resolved}: {type(err).__name__}: {err}") from err
-    return LoadedModel(resolved, kind, forward, model_name(path))
+    return LoadedModel(resolved, kind, forward, model_name(path), trained_on(resolved))
+
+
+def trained_on(resolved: Path) -> str | None:
+    """The dataset a model was trained on, from its run folder's record: metrics.json of
+    mnist_zoo.train, run.json of a search run; None where neither is beside it."""
+    import json
+
+    for record in ("metrics.json", "run.json"):
+        try:
+            dataset = json.loads((resolved.parent / record).read_text()).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(dataset, str):
+            return dataset
+    return None
 
 
 def pretrained_name(path: str | Path) -> tuple[str, str] | None:
@@ -111,12 +127,12 @@ def load_pretrained(model: str, dataset: str) -> LoadedModel:
     from mnist_zoo.pretrained import get_weights
 
     try:
-        path, _ = get_weights(model, dataset)
+        path, sidecar = get_weights(model, dataset)
         net = build_model(model, weights=dataset, compile=False)
     except ValueError as err:
         raise ModelError(str(err)) from None
     return LoadedModel(path, "pretrained", lambda x: net.predict_on_batch(x),
-                       f"{model}_{dataset}")
+                       f"{model}_{dataset}", sidecar.get("dataset", dataset))
 
 
 def _load_keras(path: Path) -> Callable:

@@ -40,9 +40,12 @@ from mnist_zoo.cli import non_negative_int, positive_int
 from mnist_zoo.grid import GridError, builtin_grids, grid_size, load_grid, with_repeats
 from mnist_zoo.results import (RESULTS_CSV, ResultsError, atomic_write_text, check_out_folder,
                                claim_results, export_top_models, print_top, read_result,
-                               write_results_csv)
+                               repair_tuner_state, write_results_csv)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Set by --jobs for its processes: where one that must stop the search writes its one
+# line (the first one wins), for the parent to print once instead of one per process.
+STOP_FILE_ENV = "MNIST_ZOO_STOP_FILE"
 
 
 def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="results",
@@ -86,6 +89,11 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     _guard_project(project, axes, settings, dataset, overwrite and role != "worker")
     if overwrite and role is None:
         results_csv.unlink(missing_ok=True)
+    damaged = repair_tuner_state(project, os.environ.get("KERASTUNER_TUNER_ID", "tuner0") +
+                                 ".json" if role == "worker" else None)
+    if damaged:
+        print(f"warning: keras-tuner's state in {project} was damaged ({damaged}); rebuilt "
+              "it from the trial records", flush=True)
 
     tuner = ZooTuner(
         axes, kt.Objective(objective, "min" if objective.endswith("loss") else "max"),
@@ -303,13 +311,24 @@ def run_local_jobs(args, argv: list[str]) -> int:
     mode; the chief prints the best trials and exports them when all are done."""
     import socket
 
+    import tempfile
+
     spec = load_grid(args.grid)  # a bad grid or folder fails here, once, not in N processes
     out = Path(args.out)
+    project = out / "tuner" / spec["name"]
     check_out_folder(out)
     claim_results(out, spec["name"], args.overwrite)
     if args.overwrite:  # done here once, before any process can start on the folder
-        shutil.rmtree(out / "tuner" / spec["name"], ignore_errors=True)
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir(parents=True)
         (out / RESULTS_CSV).unlink(missing_ok=True)
+    damaged = repair_tuner_state(project)  # here, before the chief and workers read it
+    if damaged:
+        print(f"warning: keras-tuner's state in {project} was damaged ({damaged}); rebuilt "
+              "it from the trial records", flush=True)
+    stop_dir = tempfile.TemporaryDirectory(prefix="mnist_zoo_stop_")  # not in --out: it
+    stop_file = Path(stop_dir.name) / "reason"  # may be the folder that cannot be written
+    env = {**os.environ, STOP_FILE_ENV: str(stop_file)}
     with socket.socket() as sock:  # a free port for the chief, on loopback only
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -317,28 +336,33 @@ def run_local_jobs(args, argv: list[str]) -> int:
                              ["--jobs", "--threads", "--split-groups", "--workers"])
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
     threads = args.threads or max(1, usable_cores() // args.jobs)
-    chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent)
+    chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent, env=env)
     time.sleep(2)  # let the chief open its port before the workers ask for trials
     split = ["--split-groups", str(args.split_groups)] if args.split_groups else []
     workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads),
                                  "--workers", str(args.jobs), *split],
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent, env=env)
                for i in range(args.jobs)]
     try:
-        return _wait_for_jobs(chief, workers)
+        return _wait_for_jobs(chief, workers, stop_file=stop_file, project=project)
     finally:  # Ctrl-C, or a process that died: no process outlives this one
         for process in (*workers, chief):
             if process.poll() is None:
                 process.terminate()
         for process in (*workers, chief):
             process.wait()
+        stop_dir.cleanup()
 
 
-def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
+def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5, stop_file: Path | None = None,
+                   project: Path | None = None) -> int:
     """Wait until every worker and then the chief are done. A worker that dies (killed,
-    out of memory) leaves its trial RUNNING, and keras-tuner would wait for it forever:
-    stop the others then, and say how to go on."""
-    while any(w.poll() is None for w in workers):
+    out of memory, an error) leaves its trial RUNNING, and keras-tuner would wait for it
+    forever: stop the others then, and say why and how to go on."""
+    while True:
+        # Every worker is polled each round: any() stopped at the first live one, so a
+        # dead worker behind it went unnoticed and the search hung.
+        running = [worker.poll() is None for worker in workers]
         if chief.poll() == 0:
             # The chief ends once every trial has ended: the grid is done. Workers get a
             # moment to finish their last words; one that had not yet asked for a trial
@@ -350,17 +374,36 @@ def _wait_for_jobs(chief, workers, poll_seconds: float = 0.5) -> int:
                     break
             return 0
         dead = [(i, w.returncode) for i, w in enumerate(workers) if w.returncode]
-        if dead or chief.poll() is not None:
+        if dead or chief.returncode is not None:
             who = (", ".join(f"worker {i} ({_exit_reason(code)})" for i, code in dead)
                    or f"the chief ({_exit_reason(chief.returncode)})")
-            print(f"error: {who} stopped; the other processes were stopped too. Finished "
-                  "trials are saved: rerun the same command to resume", file=sys.stderr)
+            print(f"error: {_why_stopped(who, stop_file, project)}", file=sys.stderr)
             return 1
+        if not any(running):  # all exited 0 before the chief: it serves nobody now
+            return chief.wait()
         time.sleep(poll_seconds)
-    failed = max(w.returncode for w in workers)
-    if failed:  # the chief would wait forever for trials nobody will run
-        chief.terminate()
-    return max(failed, chief.wait())
+
+
+def _why_stopped(who: str, stop_file: Path | None, project: Path | None) -> str:
+    """The line for a search that stopped: the reason a process left in stop_file (it
+    names the cause and the fix), else who stopped and whether a rerun can help."""
+    try:
+        reason = stop_file.read_text().strip() if stop_file else ""
+    except OSError:
+        reason = ""
+    if reason:
+        return f"{reason} (the other processes were stopped)"
+    finished = finished_trials(project) if project else 0
+    if finished:
+        return (f"{who} stopped; the other processes were stopped too. {finished} finished "
+                "trials are saved: rerun the same command to resume")
+    if "signal 9" in who:  # SIGKILL from nowhere in the search: the kernel's OOM killer?
+        fix = ("if nobody killed it, the system ran out of memory: use fewer --jobs or a "
+               "smaller batch_size")
+    else:
+        fix = "its messages above say why"
+    return (f"{who} stopped before any trial finished, and the other processes were stopped "
+            f"too; {fix}; change that, then rerun the same command")
 
 
 def _die_with_parent() -> None:
@@ -424,7 +467,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
         os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
                            "KERASTUNER_TUNER_ID": "chief" if role == "chief"
                            else f"tuner{args.worker}"})
-    from mnist_zoo.tuner import MemoryRestart
+    from mnist_zoo.tuner import EnvironmentFailure, MemoryRestart, describe_failure
 
     try:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
@@ -440,13 +483,56 @@ def run_here(args, role: str | None, restartable: bool) -> int:
         sys.stderr.flush()
         again = drop_options(sys.argv[1:], ["--overwrite"])  # keep what is done
         os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
+    except EnvironmentFailure as err:
+        return stop_search(str(err))
+    except OSError as err:  # keras-tuner's own state files, outside any trial
+        return stop_search(describe_failure(err, Path(args.out)))
     except Exception as err:
-        if role != "worker" or not _chief_unreachable(err):
+        if role == "worker" and _chief_unreachable(err):
+            print(f"worker {args.worker}: no chief at {args.oracle} (the grid is finished, or "
+                  "the chief stopped); finished trials are saved", file=sys.stderr)
+            return 3
+        message = _failure_message(err, Path(args.out), args.grid)
+        if message is None:
             raise
-        print(f"worker {args.worker}: no chief at {args.oracle} (the grid is finished, or the "
-              "chief stopped); finished trials are saved", file=sys.stderr)
-        return 3
+        return stop_search(message)
     return 0
+
+
+def stop_search(message: str) -> int:
+    """Say in one line why the search stops: on stderr, or under --jobs in the stop file,
+    which the parent prints once (several processes often stop for the same reason)."""
+    stop_file = os.environ.get(STOP_FILE_ENV)
+    if stop_file:
+        try:
+            with open(stop_file, "x") as first:  # exclusive: the first reason wins
+                first.write(message + "\n")
+            return 1
+        except FileExistsError:
+            return 1
+        except OSError:
+            pass
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _failure_message(err: Exception, out: Path, grid: str) -> str | None:
+    """One line for what keras-tuner raises when trials keep failing (a RuntimeError here,
+    a gRPC error from the chief in a worker), or when the chief fails; None otherwise."""
+    import grpc
+
+    text = err.details() if isinstance(err, grpc.RpcError) else str(err)
+    if "consecutive failures" in (text or ""):
+        last = [line.strip() for line in text.splitlines() if "Error" in line]
+        cause = last[-1].split("FailedTrialError: ")[-1] if last else "see the CSV"
+        return (f"the search stopped: trial after trial failed, the last with {cause}; the "
+                f"error column of {out / RESULTS_CSV} and each trial's error.txt say why; fix "
+                "that, then rerun the same command (failed trials are retried)")
+    if isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNKNOWN:
+        cause = (text or "").strip().splitlines()[0] if (text or "").strip() else str(err.code())
+        return (f"the chief of grid {grid} failed ({cause}); fix that, then rerun the same "
+                "command")
+    return None
 
 
 def _chief_unreachable(err: Exception) -> bool:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from mnist_zoo import data as data_lib
 from mnist_zoo import recipes
-from mnist_zoo.cli import non_negative_int, positive_float, positive_int
+from mnist_zoo.cli import fraction, non_negative_int, positive_float, positive_int
 from mnist_zoo.evaluate import evaluate_model
 from mnist_zoo.grid import CORE_AXES
 from mnist_zoo.models import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, build_model, list_models
@@ -34,6 +35,10 @@ CHECKPOINT_PATTERN = re.compile(r"ckpt-(\d+)\.keras$")
 # A run diverged when its loss turned NaN/inf, or rose far above a guess's: cross-entropy
 # of a uniform guess over 10 classes is ln 10 = 2.3, and no learning run ends 100x above it.
 DIVERGED_LOSS = 100 * math.log(10)
+# What a run was started with (train writes it first); --resume must match it.
+RUN_SETTINGS = "settings.json"
+# train()'s whole-number settings and their least values.
+WHOLE_NUMBERS = {"batch_size": 1, "epochs": 1, "keep_checkpoints": 1, "early_stopping": 0}
 
 
 @dataclasses.dataclass
@@ -142,26 +147,47 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
           epochs: int = 3, dataset: str = "mnist", data_dir=None, subset: int | None = None,
           validation_size: int | float | None = None, augment=None,
           lr_schedule: str = "constant", early_stopping: int = 0, keep_checkpoints: int = 2,
-          resume: bool = False, initial_weights=None, out="results/runs", name: str | None = None,
-          seed: int = 0, verbose: int | None = None, data: data_lib.DigitData | None = None,
-          export: bool = True, tensorboard: bool = False, **model_settings) -> RunResult:
+          resume: bool = False, overwrite: bool = False, initial_weights=None,
+          out="results/runs", name: str | None = None, seed: int = 0, verbose: int | None = None,
+          data: data_lib.DigitData | None = None, export: bool = True, tensorboard: bool = False,
+          **model_settings) -> RunResult:
     """Train `model` and write its run folder; returns the metrics, history and model.
 
     early_stopping: patience in epochs on val_loss (0 = off).
-    resume: continue from the newest checkpoint of this run folder, if any.
+    resume: continue from the newest checkpoint of this run folder, if any; the run's
+    settings must be the ones it was started with (epochs may grow).
+    overwrite: replace a run folder that already holds a run (else a ValueError).
     initial_weights: a .keras or .weights.h5 file to start from.
     data: an already loaded `DigitData` (skips loading; handy from code).
     model_settings: builder settings such as dropout or pooling.
+    Bad settings raise a ValueError before anything is loaded or written.
     """
+    check_numbers(learning_rate=learning_rate, momentum=momentum, batch_size=batch_size,
+                  epochs=epochs, early_stopping=early_stopping,
+                  keep_checkpoints=keep_checkpoints)
+    name = name or f"{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}"
+    run_dir = run_folder(out, name)
+    if holds_run(run_dir) and not resume:
+        if not overwrite:
+            raise ValueError(f"{run_dir} already holds a run; pass --overwrite to replace it, "
+                             "--resume to continue it, or give another --name")
+        shutil.rmtree(run_dir)  # its old checkpoints must not seed a later --resume
     keras.utils.set_random_seed(seed)
     verbose = default_verbose() if verbose is None else verbose
     if data is None:
         data = data_lib.load_dataset(dataset, data_dir, validation_size=validation_size,
                                      subset=subset, seed=seed)
-    name = name or f"{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}"
-    run_dir = Path(out) / name
+    settings = {"model": model, "activation": activation, "optimizer": optimizer,
+                "learning_rate": learning_rate, "momentum": momentum,
+                "batch_size": batch_size, "lr_schedule": lr_schedule,
+                "augment": augment or "none", "dataset": data.name,
+                "train_images": len(data.x_train), "seed": seed, **model_settings}
+    if resume:
+        check_same_run(run_dir, settings)
     checkpoint_dir = run_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / RUN_SETTINGS).exists():
+        (run_dir / RUN_SETTINGS).write_text(json.dumps(settings, indent=2))
 
     steps_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
     checkpoints = list_checkpoints(checkpoint_dir) if resume else []
@@ -206,6 +232,60 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
     return RunResult(run_dir, metrics, fit.history, net)
 
 
+def check_numbers(**values) -> None:
+    """What the command line's argument types check, for callers from Python: a ValueError
+    naming the setting (batch_size=0 would divide by zero, epochs=0 or a NaN rate would
+    save an untrained or NaN model)."""
+    for key, value in values.items():
+        if key in WHOLE_NUMBERS:
+            low = WHOLE_NUMBERS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{key} must be a whole number >= {low}, got {value!r}")
+            continue
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if key == "learning_rate" and not (number and math.isfinite(value) and value > 0):
+            raise ValueError(f"learning_rate must be a finite number above 0, got {value!r}")
+        if key == "momentum" and not (number and math.isfinite(value) and 0 <= value < 1):
+            raise ValueError(f"momentum must be a number from 0 to below 1, got {value!r}")
+
+
+def run_folder(out, name: str) -> Path:
+    """out/name, refusing a name that leads elsewhere ("../x", "/tmp/x", ".")."""
+    out = Path(out)
+    run_dir = out / name
+    resolved, parent = run_dir.resolve(), out.resolve()
+    if not name or resolved == parent or not resolved.is_relative_to(parent):
+        raise ValueError(f"--name {name!r} leads outside --out {out}; give a plain folder "
+                         "name such as lenet5_try2")
+    return run_dir
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether run_dir already holds a run, finished or interrupted."""
+    return any((run_dir / entry).exists() for entry in
+               ("metrics.json", "model.keras", "history.csv", RUN_SETTINGS)) \
+        or bool(list_checkpoints(run_dir / "checkpoints"))
+
+
+def check_same_run(run_dir: Path, settings: dict) -> None:
+    """--resume continues the run folder's model: refuse settings that differ from the
+    ones it was started with (they would be recorded for a model trained otherwise)."""
+    recorded = None
+    for source in (RUN_SETTINGS, "metrics.json"):  # metrics.json: runs from before settings.json
+        try:
+            recorded = json.loads((run_dir / source).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if not isinstance(recorded, dict):
+        return
+    differ = [f"{key} {recorded[key]!r} (now {value!r})" for key, value in settings.items()
+              if key in recorded and recorded[key] != value]
+    if differ:
+        raise ValueError(f"cannot resume {run_dir}: it was started with {', '.join(differ)}; "
+                         "resume with its settings, or train under another --name")
+
+
 def _run_callbacks(run_dir: Path, keep_checkpoints: int, early_stopping: int,
                    tensorboard: bool, append: bool) -> list:
     """Epoch checkpoints (the last few kept), the CSV history, and what was asked for."""
@@ -244,12 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--optimizer", default=CORE_AXES["optimizer"], choices=OPTIMIZERS)
     parser.add_argument("--learning-rate", "--lr", type=positive_float,
                         default=CORE_AXES["learning_rate"])
-    parser.add_argument("--momentum", type=float, default=0.0, help="for sgd and rmsprop")
+    parser.add_argument("--momentum", type=fraction, default=0.0,
+                        help="for sgd and rmsprop, from 0 to below 1")
     parser.add_argument("--batch-size", type=positive_int, default=CORE_AXES["batch_size"])
     parser.add_argument("--epochs", type=positive_int, default=CORE_AXES["epochs"])
     parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
                         help="decay over the whole run from --learning-rate")
-    parser.add_argument("--dropout", type=float, default=None, help="dropout after dense layers")
+    parser.add_argument("--dropout", type=fraction, default=None,
+                        help="dropout after dense layers, from 0 to below 1")
     parser.add_argument("--pooling", choices=("avg", "max"), default=None, help="lenet5 only")
     parser.add_argument("--augment", default="none",
                         help="training-time augmentation: none, all, or a '+'-joined subset of "
@@ -264,7 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-checkpoints", type=positive_int, default=2,
                         help="epoch checkpoints to keep")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's newest checkpoint")
+                        help="continue from the run folder's newest checkpoint (with the "
+                             "settings the run was started with)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a run folder that already holds a run")
     parser.add_argument("--initial-weights", default=None, help=".keras or .weights.h5 to start from")
     parser.add_argument("--out", default="results/runs", help="parent folder of run folders")
     parser.add_argument("--name", default=None, help="run folder name (default from settings)")
@@ -299,7 +384,7 @@ def main(argv=None) -> int:
               data_dir=args.data_dir, subset=args.subset, validation_size=args.validation_size,
               augment=args.augment, lr_schedule=args.lr_schedule,
               early_stopping=args.early_stopping, keep_checkpoints=args.keep_checkpoints,
-              resume=args.resume, initial_weights=args.initial_weights, out=args.out,
+              resume=args.resume, overwrite=args.overwrite, initial_weights=args.initial_weights, out=args.out,
               name=args.name, seed=args.seed, tensorboard=args.tensorboard,
               export=not args.no_export, **settings)
     except (data_lib.DataError, ValueError) as err:

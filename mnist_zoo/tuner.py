@@ -10,12 +10,14 @@ Run folders are claimed with file locks, so keras-tuner's distributed workers (a
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
 import math
 import os
 import time
+import traceback
 from pathlib import Path
 
 import keras
@@ -46,6 +48,64 @@ class MemoryRestart(Exception):
     TensorFlow keeps a few MiB of every model a process has built, whatever
     clear_session() says, so a long search climbs trial by trial. The search resumes
     from its trial folders, so the cure is cheap: a fresh process (mnist_zoo.search)."""
+
+
+# Why a trial failed decides what the search does next:
+#  - it diverged (NaN loss): not a failure at all; the run is recorded as "diverged".
+#  - the environment failed: the same failure would hit every later trial, so the search
+#    stops at once with one line naming the cause and the fix (the trial stays unfinished
+#    and a rerun after the fix trains it): a TensorFlow kernel that refuses these models
+#    on this machine (InvalidArgument, Unimplemented, Internal: the data were checked when
+#    they loaded, so the kernel, not the trial, is at fault), out of memory, a missing
+#    library, or a folder the search cannot write (read-only, disk full).
+#  - anything else is the trial's own (a setting its model refuses): its row is recorded
+#    as failed with a one-line error, the full trace goes to its folder's error.txt, and
+#    the grid goes on.
+# A fused group that fails with a kernel or memory error is first retried one model at a
+# time, which avoids the grouped kernels and needs a fraction of the memory.
+KERNEL_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                 tf.errors.InternalError)
+MEMORY_ERRORS = (tf.errors.ResourceExhaustedError, MemoryError)
+ENVIRONMENT_ERRORS = (*KERNEL_ERRORS, *MEMORY_ERRORS, ImportError, OSError)
+TRIAL_ERROR_FILE = "error.txt"
+# At most this many models in one fused graph: wider groups are cut into parts (1,000
+# repeats of one point fused at once built for minutes and grew past 6 GB).
+FUSE_LIMIT = 32
+
+
+class EnvironmentFailure(kt.errors.FatalError):
+    """The search cannot go on here (see ENVIRONMENT_ERRORS); the message is one line
+    naming the cause and the fix. A keras-tuner FatalError, so it ends the search."""
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The exception as one line: its type and the first line of its message."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def describe_failure(err: BaseException, out: Path, what: str = "") -> str:
+    """One line for an environment failure: what failed, why, and what to change."""
+    if isinstance(err, OSError) and not isinstance(err, tf.errors.OpError):
+        where = err.filename or out
+        reason = err.strerror or str(err)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = f"free some space under {out}"
+        elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = f"make {out} writable (or pass another --out)"
+        else:
+            fix = f"fix {where}"
+        return f"cannot write {where} ({reason}); {fix}, then rerun the same command"
+    if isinstance(err, MEMORY_ERRORS):
+        return (f"out of memory training {what or 'a trial'} ({first_line(err)}); free memory, "
+                "lower batch_size in the grid or use fewer --jobs, then rerun the same command")
+    if isinstance(err, ImportError):
+        return (f"a library is missing ({first_line(err)}); install it (pip install -e .), "
+                "then rerun the same command")
+    return (f"TensorFlow cannot train {what or 'this trial'} on this machine "
+            f"({first_line(err)}); leave that model out of the grid or use another "
+            "TensorFlow build, then rerun the same command")
 
 
 def resident_mib(pid: int | str = "self") -> float | None:
@@ -112,6 +172,45 @@ def fusable(model_name: str) -> bool:
     return can_fuse(build_model(model_name, compile=False))
 
 
+@functools.cache
+def _model_size(model_name: str) -> tuple[int, int]:
+    """(weights, activation values per image) of a zoo model."""
+    model = build_model(model_name, compile=False)
+    activations = sum(math.prod(layer.output.shape[1:]) for layer in model.layers
+                      if hasattr(layer, "output") and layer.output is not None)
+    return model.count_params(), activations
+
+
+def member_bytes(model_name: str, batch_size: int) -> int:
+    """A rough figure for one member of a fused group: its weights, gradients and two
+    optimizer slots, and its activations kept for the backward pass (about three copies
+    of each layer's output per image): 12.5 MiB for a LeNet-5 at batch 64 (1,000 of
+    them fused at once had passed 6.3 GB, still building, after 240 s)."""
+    weights, activations = _model_size(model_name)
+    return 4 * (4 * weights + 3 * batch_size * activations)
+
+
+def available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def fused_width(model_name: str, batch_size: int) -> int:
+    """How many models of this kind one fused graph may hold: FUSE_LIMIT, or fewer when
+    half the memory now available would not hold them."""
+    available = available_bytes()
+    if available is None:
+        return FUSE_LIMIT
+    return max(1, min(FUSE_LIMIT, available // 2 // member_bytes(model_name, batch_size)))
+
+
 class ZooHyperModel(kt.HyperModel):
     """Builds a registry model from a trial's values.
 
@@ -154,14 +253,16 @@ class ResumableGridOracle(kt.Oracle):
 
     def reload(self):
         """Reload, and hand out again every trial that failed or left no readable result:
-        a rerun after fixing the cause (data, disk) retries them, keeping the others."""
+        a rerun after fixing the cause (data, disk) retries them, keeping the others.
+        keras-tuner queues the trials that were running when the search stopped; a
+        failed result.json of theirs goes too, or the rerun would take it for done."""
         super().reload()
-        retry = [trial_id for trial_id in sorted(self.trials)
-                 if trial_id not in self._retry_queue and not self._has_result(trial_id)]
-        if retry:
-            print(f"retrying {len(retry)} trial(s) that failed or left no result: "
-                  f"{', '.join(retry)}", flush=True)
-        self._retry_queue.extend(retry)
+        unfinished = [trial_id for trial_id in sorted(self.trials)
+                      if not self._has_result(trial_id)]
+        if unfinished:
+            print(f"retrying {len(unfinished)} trial(s) that failed or left no result: "
+                  f"{', '.join(unfinished)}", flush=True)
+        self._retry_queue.extend(t for t in unfinished if t not in self._retry_queue)
 
     def _has_result(self, trial_id: str) -> bool:
         path = Path(self._get_trial_dir(trial_id)) / "result.json"
@@ -254,18 +355,31 @@ class ZooTuner(kt.Tuner):
 
     # ------------------------------------------------------------------- trials
     def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
-        trial_dir = Path(self.get_trial_dir(trial.trial_id))
         values = dict(trial.hyperparameters.values)
+        try:
+            return self._run_and_record(trial, values, data, fit_verbose)
+        except ENVIRONMENT_ERRORS as err:  # see the rule above ENVIRONMENT_ERRORS
+            what = f"{values['model']} (batch size {values['batch_size']})"
+            raise EnvironmentFailure(describe_failure(err, self.results_csv.parent,
+                                                      what)) from err
+
+    def _run_and_record(self, trial, values: dict, data, fit_verbose: int) -> dict:
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
         result_path = trial_dir / "result.json"
-        if result_path.exists():  # finished before a kill, but the oracle never heard
-            return objective_values(json.loads(result_path.read_text()))
+        recorded = read_result(result_path)
+        if recorded is not None and recorded["status"] != "failed" and all(
+                recorded.get(axis) == value for axis, value in values.items()):
+            return objective_values(recorded)  # finished before a kill; the oracle never heard
+        (trial_dir / TRIAL_ERROR_FILE).unlink(missing_ok=True)
         row = {"trial_id": trial.trial_id, **values, REPEAT_AXIS: repeat_of(values)}
         try:
             row.update(self._run_of(values, data, fit_verbose))
-        except Exception as err:  # record, then let keras-tuner mark the trial failed
-            row.update({"status": "failed", "error": f"{type(err).__name__}: {err}",
-                        "seconds": 0.0, "dataset": data.name,
-                        "seed": self.seed + repeat_of(values)})
+        except (EnvironmentFailure, *ENVIRONMENT_ERRORS):
+            raise
+        except Exception as err:  # the trial's own: record it, and the grid goes on
+            (trial_dir / TRIAL_ERROR_FILE).write_text(traceback.format_exc())
+            row.update({"status": "failed", "error": first_line(err), "seconds": 0.0,
+                        "dataset": data.name, "seed": self.seed + repeat_of(values)})
             self._record(row, trial_dir)
             raise kt.errors.FailedTrialError(row["error"]) from err
         self._record(row, trial_dir)
@@ -372,6 +486,8 @@ class ZooTuner(kt.Tuner):
             try:
                 if self._train_group_of(values, data, verbose, wait=False):
                     return True
+            except (EnvironmentFailure, *ENVIRONMENT_ERRORS):
+                raise  # the search stops
             except Exception:  # its own trial will run it again and record the error
                 return False
         return False
@@ -384,7 +500,9 @@ class ZooTuner(kt.Tuner):
             return [values]
         key = batches_key(values)
         group = self.groups[key]
-        parts = max(self.split_groups, self.workers if key in self.tail_groups else 1)
+        width = fused_width(values["model"], values["batch_size"])
+        parts = max(self.split_groups, self.workers if key in self.tail_groups else 1,
+                    math.ceil(len(group) / width))
         size = math.ceil(len(group) / min(parts, len(group)))
         start = group.index(values) // size * size
         return group[start:start + size]
@@ -408,10 +526,29 @@ class ZooTuner(kt.Tuner):
             keras.utils.set_random_seed(self.seed + repeat_of(values))
             models.append(self.hypermodel.build_values(values))
         first = group[0]
-        fits = fit_models(models, data, batch_size=first["batch_size"], epochs=first["epochs"],
-                          augment=first.get("augment"), seed=self.seed, verbose=verbose)
-        for values, fit in zip(group, fits):
-            self._save_run(values, fit, len(group), data)
+        fit = functools.partial(fit_models, data=data, batch_size=first["batch_size"],
+                                epochs=first["epochs"], augment=first.get("augment"),
+                                seed=self.seed, verbose=verbose)
+        if len(group) > 1:
+            try:
+                fits = fit(models)
+            except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
+                print(f"warning: training {len(group)} trials together failed here "
+                      f"({first_line(err)}); training one at a time from now on (--no-fuse "
+                      "does so from the start)", flush=True)
+                self.fuse = False
+            else:
+                for values, one in zip(group, fits):
+                    self._save_run(values, one, len(group), data)
+                return
+        for values, model in zip(group, models):
+            what = f"{values['model']} (batch size {values['batch_size']})"
+            try:
+                (one,) = fit([model])
+            except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
+                raise EnvironmentFailure(describe_failure(err, self.results_csv.parent,
+                                                          what)) from err
+            self._save_run(values, one, 1, data)
 
     def _save_run(self, values: dict, fit: Fit, group_size: int, data) -> None:
         run_dir = self._run_dir(values)

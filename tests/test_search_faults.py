@@ -90,23 +90,255 @@ def test_damaged_and_missing_results_are_recorded_again_without_training(tmp_pat
 
 
 def test_failed_trials_are_retried_on_the_next_run(tmp_path, digits, monkeypatch, capsys):
+    """A trial's own failure (here a setting its model refuses) keeps its row, with a
+    one-line error cell; the full trace goes to the trial's folder (issue #17, item 4)."""
     import mnist_zoo.tuner as tuner_lib
 
     real_fit = tuner_lib.fit_models
 
-    def disk_full(models, data, **kwargs):
-        raise OSError(28, "No space left on device")
+    def refuse(models, data, **kwargs):
+        raise ValueError("this model refuses the setting\nsecond line of the message")
 
     grid, out = grid_file(tmp_path, "retry"), tmp_path / "out"
-    monkeypatch.setattr(tuner_lib, "fit_models", disk_full)
+    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
     failed = run(grid, out, digits, export_top=0)
-    assert (failed["status"] == "failed").all() and failed["error"].str.contains("space").all()
+    assert (failed["status"] == "failed").all()
+    assert (failed["error"] == "ValueError: this model refuses the setting").all()
+    for trial in (out / "tuner" / "retry").glob("trial_*"):
+        trace = (trial / "error.txt").read_text()
+        assert "Traceback" in trace and "second line of the message" in trace
     monkeypatch.setattr(tuner_lib, "fit_models", real_fit)  # the cause is fixed
     capsys.readouterr()
     table = run(grid, out, digits, export_top=0)
     assert "retrying 2 trial(s)" in capsys.readouterr().out
     assert len(table) == 2 and (table["status"] == "completed").all()
     assert table["trial_id"].is_unique
+    assert not list((out / "tuner" / "retry").glob("trial_*/error.txt"))
+
+
+def _environment_failures():
+    import tensorflow as tf
+
+    return {
+        "out_of_memory": (tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[64,6,28,28]\n  [[node conv]]"),
+            "out of memory training mlp_bp", "batch_size"),
+        "kernel": (tf.errors.UnimplementedError(
+            None, None, "DNN library is not found.\n\t [[{{node conv2d}}]]"),
+            "TensorFlow cannot train mlp_bp", "leave that model out"),
+        "library": (ImportError("libcudnn.so.9: cannot open shared object file"),
+                    "a library is missing", "pip install"),
+        "disk_full": (OSError(28, "No space left on device", "somewhere/history.csv"),
+                      "cannot write somewhere/history.csv (No space left on device)",
+                      "free some space"),
+    }
+
+
+@pytest.mark.parametrize("fault", ["out_of_memory", "kernel", "library", "disk_full"])
+def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_path, monkeypatch,
+                                                                   capsys):
+    """Issue #17, item 4: not a failed row per trial and a traceback, but one line naming
+    the cause and the fix; the trial is left unfinished, and a rerun trains it."""
+    import mnist_zoo.tuner as tuner_lib
+
+    error, cause, fix = _environment_failures()[fault]
+    real_fit = tuner_lib.fit_models
+    calls = []
+
+    def broken(models, data, **kwargs):
+        calls.append(len(models))
+        raise error
+
+    grid, out = grid_file(tmp_path, "env"), tmp_path / "out"
+    argv = ["--grid", str(grid), "--out", str(out), "--data-dir", str(MNIST_8K2K),
+            "--subset", "600", "--jobs", "1", "--export-top", "0", "--no-tensorboard"]
+    monkeypatch.setattr(tuner_lib, "fit_models", broken)
+    capsys.readouterr()
+    assert search_lib.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), err
+    assert cause in errors[0] and fix in errors[0] and "rerun the same command" in errors[0]
+    assert calls == [1]  # stopped at the first trial, not once per trial
+    assert not list(out.glob("tuner/env/trial_*/result.json"))  # no failed rows
+    if fault == "out_of_memory":  # the cause is fixed: the rerun trains every trial
+        monkeypatch.setattr(tuner_lib, "fit_models", real_fit)
+        assert search_lib.main(argv) == 0
+        table = pd.read_csv(out / "experiment_results.csv")
+        assert len(table) == 2 and (table["status"] == "completed").all()
+
+
+def test_a_fused_group_the_kernels_refuse_is_trained_one_at_a_time(tmp_path, digits,
+                                                                    monkeypatch, capsys):
+    """Issue #17, item 4: on a CPU without oneDNN the fused trainer failed every trial
+    ("Gradients for grouped convolutions are not supported on CPU"); the search falls
+    back to one model at a time, saying so once."""
+    import tensorflow as tf
+
+    import mnist_zoo.tuner as tuner_lib
+
+    real_fit = tuner_lib.fit_models
+
+    def no_grouped_kernels(models, data, **kwargs):
+        if len(models) > 1:
+            raise tf.errors.InvalidArgumentError(
+                None, None, "Gradients for grouped convolutions are not supported on CPU.\n"
+                "\t [[{{node gradient_tape/conv2d/Conv2DBackpropFilter}}]]")
+        return real_fit(models, data, **kwargs)
+
+    grid = grid_file(tmp_path, "fallback", 'model = ["mlp_bp"]\noptimizer = ["adam", "sgd"]\n'
+                     'learning_rate = [0.01, 0.001]\nepochs = [1]')
+    monkeypatch.setattr(tuner_lib, "fit_models", no_grouped_kernels)
+    table = run(grid, tmp_path / "out", digits, export_top=0)
+    printed = capsys.readouterr().out
+    assert printed.count("warning: training 4 trials together failed here (InvalidArgumentError: "
+                         "Gradients for grouped convolutions") == 1
+    assert "training one at a time from now on" in printed
+    assert len(table) == 4 and (table["status"] == "completed").all()
+    assert (table["trained_with"] == 1).all() and table["val_accuracy"].max() > 0.5
+
+
+def test_a_crash_mid_search_leaves_no_trial_that_a_rerun_takes_for_finished(tmp_path, digits,
+                                                                         monkeypatch):
+    """Issue #22, item 2: the trial running at a crash had recorded a failed result.json
+    but the oracle never heard; the rerun took it for done. One rerun finishes them all."""
+    import mnist_zoo.tuner as tuner_lib
+
+    real_fit, real_end = tuner_lib.fit_models, tuner_lib.ZooTuner.on_trial_end
+    ended = []
+
+    def refuse(models, data, **kwargs):
+        raise ValueError("a setting this model refuses")
+
+    def crash_at_the_third(self, trial):
+        ended.append(trial.trial_id)
+        if len(ended) == 3:  # killed after the trial's record, before keras-tuner's
+            raise KeyboardInterrupt
+        real_end(self, trial)
+
+    grid = grid_file(tmp_path, "crash", 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\n'
+                     'optimizer = ["adam", "sgd"]\nepochs = [1]')
+    out = tmp_path / "out"
+    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
+    monkeypatch.setattr(tuner_lib.ZooTuner, "on_trial_end", crash_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(grid, out, digits, export_top=0, fuse=False)
+    assert len(list(out.glob("tuner/crash/trial_*/result.json"))) == 3  # all failed
+
+    monkeypatch.setattr(tuner_lib, "fit_models", real_fit)
+    monkeypatch.setattr(tuner_lib.ZooTuner, "on_trial_end", real_end)
+    table = run(grid, out, digits, export_top=0, fuse=False)
+    assert len(table) == 4 and table["trial_id"].is_unique
+    assert (table["status"] == "completed").all(), table[["trial_id", "status"]]
+
+
+@pytest.mark.parametrize("damage", ["empty trial.json", "truncated oracle.json",
+                                    "truncated tuner0.json"])
+def test_damaged_keras_tuner_state_is_rebuilt_from_the_trial_records(damage, tmp_path, digits,
+                                                                     capsys):
+    """Issue #22, item 4: a full disk left an empty trial.json or a cut oracle.json and
+    every rerun crashed with a JSONDecodeError; the trial records are the truth."""
+    grid, out = grid_file(tmp_path, "damaged"), tmp_path / "out"
+    first = run(grid, out, digits, export_top=0)
+    project = out / "tuner" / "damaged"
+    if damage == "empty trial.json":
+        sorted(project.glob("trial_*/trial.json"))[0].write_text("")
+    else:
+        state = project / damage.split()[1]
+        text = state.read_text()
+        state.write_text(text[:len(text) // 2])
+    capsys.readouterr()
+    again = run(grid, out, digits, export_top=0)
+    printed = capsys.readouterr().out
+    assert f"keras-tuner's state in {project} was damaged" in printed
+    assert not [line for line in printed.splitlines() if line.startswith("[")]  # none retrained
+    pd.testing.assert_frame_equal(again, first)
+    assert run(grid, out, digits, export_top=0).equals(first)  # and the state is whole again
+    assert "was damaged" not in capsys.readouterr().out
+
+
+def test_a_second_grid_is_refused_while_the_first_has_no_table_yet(tmp_path, monkeypatch):
+    """Issue #22, item 3: two grids started at the same moment on one --out both ran; the
+    claim is made under a lock, before any trial."""
+    import threading
+
+    import mnist_zoo.results as results_lib
+
+    out = tmp_path / "out"
+    out.mkdir()
+    results_lib.claim_results(out, "first", overwrite=False)
+    with pytest.raises(ResultsError, match="holds the results of grid 'first'"):
+        results_lib.claim_results(out, "second", overwrite=False)
+    results_lib.claim_results(out, "first", overwrite=False)  # its own rerun, or a worker
+
+    # At the same moment: a slow disk widens the gap between looking and claiming.
+    real_write = results_lib.atomic_write_text
+
+    def slow_write(path, text):
+        time.sleep(0.3)
+        real_write(path, text)
+
+    monkeypatch.setattr(results_lib, "atomic_write_text", slow_write)
+    together = tmp_path / "together"
+    together.mkdir()
+    refused, start = [], threading.Barrier(2)
+
+    def claim(name):
+        start.wait()
+        try:
+            results_lib.claim_results(together, name, overwrite=False)
+        except ResultsError:
+            refused.append(name)
+
+    threads = [threading.Thread(target=claim, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(refused) == 1
+    owner = (together / ".results_grid").read_text().strip()
+    assert owner != refused[0] and [p.name for p in (together / "tuner").iterdir()] == [owner]
+
+
+def test_fused_groups_are_cut_into_parts_that_fit(tmp_path, digits, monkeypatch):
+    """Issue #22, item 8: 1,000 repeats of one point were fused into one graph (6.3 GB and
+    rising, no trial after 240 s); a group is cut into parts of at most FUSE_LIMIT
+    models, fewer when half the available memory would not hold them."""
+    import mnist_zoo.tuner as tuner_lib
+
+    assert tuner_lib.fused_width("mlp_bp", 16) == tuner_lib.FUSE_LIMIT  # this machine
+    grid = grid_file(tmp_path, "repeats", 'model = ["mlp_bp"]\nepochs = [1]\nbatch_size = [16]')
+    one = tuner_lib.member_bytes("mlp_bp", 16)
+    monkeypatch.setattr(tuner_lib, "available_bytes", lambda: int(2 * 2.5 * one))  # 2 fit
+    table = run(grid, tmp_path / "out", digits, export_top=0, repeats=5)
+    assert len(table) == 5 and (table["status"] == "completed").all()
+    assert table["trained_with"].tolist() == [2, 2, 2, 2, 1]
+    monkeypatch.setattr(tuner_lib, "available_bytes", lambda: None)
+    monkeypatch.setattr(tuner_lib, "FUSE_LIMIT", 3)
+    table = run(grid, tmp_path / "out3", digits, export_top=0, repeats=5)
+    assert table["trained_with"].tolist() == [3, 3, 3, 2, 2]
+
+
+@pytest.mark.parametrize("values, problem", [
+    ('learning_rate = [nan]', "learning_rate = nan is not allowed: expected a finite number"),
+    ('learning_rate = [inf]', "learning_rate = inf is not allowed: expected a finite number"),
+    ('momentum = [nan]', "momentum = nan is not allowed"),
+])
+def test_a_grid_with_nan_or_inf_is_refused_in_one_line(values, problem, tmp_path, capsys):
+    grid = grid_file(tmp_path, "numbers", f'model = ["mlp_bp"]\n{values}')
+    err = one_line_error(capsys, ["--grid", str(grid), "--out", str(tmp_path / "o")])
+    assert problem in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_grid_file_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    """Issue #22, item 15 (the grid half): a Latin-1 file gave a UnicodeDecodeError trace."""
+    grid = tmp_path / "latin1.toml"
+    grid.write_bytes('# grille d\'essai, créée sous Windows\n[axes]\nmodel = ["mlp_bp"]\n'
+                     .encode("latin-1"))
+    err = one_line_error(capsys, ["--grid", str(grid), "--out", str(tmp_path / "o")])
+    assert "latin1.toml: not UTF-8 text (byte 0xe9 at offset" in err and "save the grid" in err
 
 
 def test_resuming_on_other_data_is_refused(tmp_path, digits):
