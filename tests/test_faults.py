@@ -81,6 +81,7 @@ def test_argument_types_refuse_bad_values(parse, text):
     ("--epochs", "0"), ("--epochs", "-3"), ("--learning-rate", "-1"), ("--lr", "nan"),
     ("--learning-rate", "inf"), ("--keep-checkpoints", "0"), ("--batch-size", "0"),
     ("--subset", "0"), ("--subset", "-5"), ("--early-stopping", "-1"),
+    ("--momentum", "nan"), ("--momentum", "1.5"), ("--dropout", "inf"),
 ])
 def test_train_refuses_bad_numbers_before_writing_anything(option, value, tmp_path, capsys):
     from mnist_zoo import train
@@ -503,3 +504,150 @@ def test_plot_a_folder_instead_of_the_csv(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert "is a folder, not a results CSV file" in line
     assert f"did you mean {tmp_path / 'experiment_results.csv'}" in line
+
+
+# --------------------------------------------------------------------------- 6. issue #22
+MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
+
+
+@pytest.fixture(scope="module")
+def few_digits():
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    return data_lib.load_dataset("mnist", MNIST_8K2K, subset=300, validation_size=50)
+
+
+def _train_tiny(out: Path, digits, **settings):
+    from mnist_zoo.train import train
+
+    settings = {"model": "mlp_simple", "epochs": 1, "name": "run", "verbose": 0,
+                "export": False, **settings}
+    return train(settings.pop("model"), data=digits, out=out, **settings)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("batch_size", 0), ("epochs", 0), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("momentum", float("nan")), ("keep_checkpoints", 0),
+    ("batch_size", 2.5),
+])
+def test_train_from_python_checks_what_the_command_line_checks(setting, value, tmp_path):
+    """Issue #22, item 7: batch_size=0 raised ZeroDivisionError, epochs=0 or a NaN rate
+    saved an untrained or NaN model."""
+    from mnist_zoo.train import train
+
+    with pytest.raises(ValueError, match=f"{setting} must be .*got {value!r}"):
+        train("mlp_simple", **{setting: value}, data_dir=tmp_path / "none", out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_into_an_existing_run_is_refused_without_overwrite(tmp_path, few_digits, capsys):
+    """Issue #22, item 11: the second train overwrote the first's model and metrics and
+    left its checkpoints for a later --resume."""
+    from mnist_zoo import train
+
+    first = _train_tiny(tmp_path, few_digits, epochs=2)
+    model_before = (first.run_dir / "model.keras").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run; pass --overwrite .*--resume"):
+        _train_tiny(tmp_path, few_digits, epochs=1)
+    assert (first.run_dir / "model.keras").read_bytes() == model_before
+    again = _train_tiny(tmp_path, few_digits, epochs=1, overwrite=True)
+    assert [p.name for p in (again.run_dir / "checkpoints").iterdir()] == ["ckpt-001.keras"]
+    assert json_of(again.run_dir / "metrics.json")["epochs_run"] == 1
+    # The command line says it in one line.
+    code = train.main(["--model", "mlp_simple", "--epochs", "1", "--data-dir", str(MNIST_8K2K),
+                       "--subset", "300", "--out", str(tmp_path), "--name", "run"])
+    assert code == 2 and "--overwrite" in one_error_line(capsys.readouterr().err)
+
+
+def json_of(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, few_digits):
+    """Issue #22, item 10: --resume of a LeNet-5 run with --model mlp_simple continued the
+    LeNet-5 and recorded model: mlp_simple."""
+    run = _train_tiny(tmp_path, few_digits, model="mlp_bp", keep_checkpoints=1)
+    (run.run_dir / "metrics.json").unlink()  # as if it was interrupted
+    with pytest.raises(ValueError, match=r"cannot resume .*run: it was started with model "
+                                         r"'mlp_bp' \(now 'mlp_simple'\).*another --name"):
+        _train_tiny(tmp_path, few_digits, model="mlp_simple", resume=True, epochs=2)
+    with pytest.raises(ValueError, match=r"learning_rate 0.001 \(now 0.01\)"):
+        _train_tiny(tmp_path, few_digits, model="mlp_bp", resume=True, epochs=2,
+                    learning_rate=0.01)
+    resumed = _train_tiny(tmp_path, few_digits, model="mlp_bp", resume=True, epochs=2)
+    assert resumed.metrics["epochs_run"] == 2 and resumed.metrics["model"] == "mlp_bp"
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/elsewhere", ".", "a/../../x"])
+def test_a_run_name_that_leads_outside_out_is_refused(name, tmp_path, capsys):
+    """Issue #22, item 12: --name ../x wrote outside --out."""
+    from mnist_zoo import train
+
+    out = tmp_path / "runs"
+    code = train.main(["--name", name, "--out", str(out), "--data-dir", str(tmp_path / "none")])
+    assert code == 2
+    assert "leads outside --out" in one_error_line(capsys.readouterr().err)
+    assert not out.exists() and not (tmp_path / "x").exists()
+
+
+def test_evaluate_caps_the_galleries_at_a_page(tmp_path, monkeypatch, capsys):
+    """Issue #22, item 9: --gallery-size 100000 drew for 500 s and 1.8 GB."""
+    from mnist_zoo import evaluate
+
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    drawn = {}
+
+    def plot_gallery(x, y, predicted, confidence, indices, names, path, title):
+        drawn[path.stem] = len(indices)  # what would be drawn (2,000 digits: minutes)
+        return path
+
+    monkeypatch.setattr(evaluate, "plot_gallery", plot_gallery)
+    assert evaluate.main([str(_save_tiny(tmp_path)), "--data-dir", str(MNIST_8K2K),
+                          "--gallery-size", "100000", "--out", str(tmp_path / "report")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --gallery-size 100000 is more than a page shows; each gallery shows 100" in err
+    assert drawn == {"misclassified": 100, "correct": 100, "samples": 100}
+    metrics = json_of(tmp_path / "report" / "metrics.json")
+    assert len(metrics["galleries"]["samples"]["indices"]) == 100
+
+
+def test_evaluate_warns_when_the_weights_were_trained_on_other_data(tmp_path, capsys):
+    """Issue #22, item 14: Fashion-MNIST weights scored 9.65 % on MNIST without a word."""
+    from mnist_zoo.evaluate import evaluate
+
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    other = evaluate("lenet5:fashion_mnist", "mnist", MNIST_8K2K, tmp_path / "a",
+                     gallery_size=0, verbose=False)
+    warning = capsys.readouterr().err.strip()
+    assert warning == ("warning: lenet5_fashion_mnist was trained on fashion_mnist, evaluated "
+                       "here on mnist; pass --dataset fashion_mnist to score it on the images "
+                       "it was trained for")
+    assert other["accuracy"] < 0.5
+    evaluate("lenet5:mnist", "mnist", MNIST_8K2K, tmp_path / "b", gallery_size=0, verbose=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_16_bit_png_reads_as_its_8_bit_copy(tmp_path):
+    """Issue #22, item 13: a 16-bit grayscale PNG read "3 (54.9 %)", its 8-bit copy "9"."""
+    from mnist_zoo.predict import predict, preprocess_image
+    from mnist_zoo.saved import load_model
+
+    if not MNIST_8K2K.is_dir():
+        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    images = data_lib.read_idx(MNIST_8K2K / "t10k-images-idx3-ubyte.gz")[:5]
+    labels = data_lib.read_idx(MNIST_8K2K / "t10k-labels-idx1-ubyte.gz")[:5]
+    paths = []
+    for number, digit in enumerate(255 - images):  # dark ink on white paper, as scanned
+        eight, sixteen = tmp_path / f"d{number}_8.png", tmp_path / f"d{number}_16.png"
+        Image.fromarray(digit.astype(np.uint8)).save(eight)
+        Image.fromarray(digit.astype(np.uint16) * 257).save(sixteen)  # 0..65535
+        with Image.open(sixteen) as check:
+            assert check.mode in ("I;16", "I")
+        np.testing.assert_allclose(preprocess_image(sixteen), preprocess_image(eight), atol=1e-3)
+        paths += [eight, sixteen]
+    results = predict(load_model("lenet5:mnist"), paths)
+    assert [r.digit for r in results[::2]] == [r.digit for r in results[1::2]] == list(labels)
