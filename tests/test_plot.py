@@ -9,71 +9,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import plot_tables
 from mnist_zoo import plot
 from mnist_zoo.plot import PlotError, format_value, load_results, plot_results
 
-# (model, activation, learning_rate, optimizer, batch_size, epochs) of the real trials.
-TRIALS = [
-    ("mlp_bp", "relu", 0.01, "adam", 32, 2),
-    ("mlp_bp", "sigmoid", 0.001, "sgd", 64, 1),
-    ("mlp_bp", "relu", 0.001, "sgd", 32, 1),
-    ("mlp_bp", "tanh", 0.01, "adam", 64, 2),
-    ("lenet5", "relu", 0.001, "adam", 64, 2),
-    ("lenet5", "tanh", 0.01, "sgd", 32, 1),
-]
-AXES = ("model", "activation", "learning_rate", "optimizer", "batch_size", "epochs")
-SEARCH_CHARTS = {"ranking.png", "lines_by_batch_size.png",
-                 "heatmap_learning_rate_x_batch_size.png", "heatmap_epochs_x_batch_size.png",
-                 "optimizer_x_activation.png", "what_matters.png", "training_curves.png"}
+# Six settings, two values each: a search's CSV in its own columns, built here (charts need
+# a table, not training). sgd with the small learning rate is far worse: an interaction.
+SIX_AXES = {"model": ["mlp_bp", "lenet5"], "activation": ["relu", "tanh"],
+            "learning_rate": [0.01, 0.001], "optimizer": ["adam", "sgd"],
+            "batch_size": [32, 64], "epochs": [1, 2]}
+FIXED_CHARTS = {"ranking.png", "lines_by_epochs.png", "parallel_coordinates.png",
+                "optimizer_x_activation.png", "what_matters.png", "training_curves.png"}
 LAB_CHARTS = {"ranking.png", "lines_by_batch_size.png", "heatmap_learning_rate_x_batch_size.png",
-              "optimizer_x_activation.png", "what_matters.png"}
+              "parallel_coordinates.png", "optimizer_x_activation.png", "what_matters.png"}
+
+
+def six_axes_accuracy(settings):
+    slow_sgd = settings["optimizer"] == "sgd" and settings["learning_rate"] == 0.001
+    return 0.95 - 0.3 * slow_sgd - 0.01 * (settings["model"] == "mlp_bp")
 
 
 @pytest.fixture(scope="module")
-def zoo_search_csv(zoo_data_dir, tmp_path_factory):
-    """A CSV in mnist_zoo.search's schema from six really trained tiny models.
+def zoo_search_csv(tmp_path_factory):
+    """64 completed trials with per-epoch histories, a diverged trial (NaN metrics) and a
+    failed one, in mnist_zoo.search's columns."""
+    table = plot_tables.results_table(SIX_AXES, six_axes_accuracy)
+    table = plot_tables.failed(table, [60], "diverged", "loss became NaN")
+    table = plot_tables.failed(table, [61])
+    return plot_tables.write(table, tmp_path_factory.mktemp("zoo_search"), histories=True)
 
-    Two hand-made rows add what a real search also meets: a diverged trial (NaN metrics)
-    and a failed one.
-    """
-    from mnist_zoo.data import load_dataset
-    from mnist_zoo.train import train
 
-    folder = tmp_path_factory.mktemp("zoo_search")
-    data = load_dataset("mnist", zoo_data_dir, subset=1500, validation_size=300)
-    rows = []
-    for number, settings in enumerate(TRIALS):
-        trial_id = f"{number:04d}"
-        axes = dict(zip(AXES, settings))
-        run = train(axes["model"], activation=axes["activation"], optimizer=axes["optimizer"],
-                    learning_rate=axes["learning_rate"], batch_size=axes["batch_size"],
-                    epochs=axes["epochs"], data=data, out=folder / "trials", name=trial_id,
-                    export=False, verbose=0)
-        m = run.metrics
-        rows.append({
-            "trial_id": trial_id, **axes,
-            "train_loss": m["train"]["loss"], "train_accuracy": m["train"]["accuracy"],
-            "val_loss": m["val"]["loss"], "val_accuracy": m["val"]["accuracy"],
-            "test_loss": m["test"]["loss"], "test_accuracy": m["test"]["accuracy"],
-            "epochs_run": m["epochs_run"], "seconds": m["seconds"], "params": m["params"],
-            "status": "completed", "error": "", "dataset": "mnist", "seed": 0,
-            "history_path": f"trials/{trial_id}/history.csv",
-            "model_path": f"trials/{trial_id}/model.keras",
-        })
-    nan = float("nan")
-    broken = {key: nan for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                                   "test_loss", "test_accuracy")}
-    rows.append({"trial_id": "0006", **dict(zip(AXES, ("lenet5", "relu", 0.01, "sgd", 64, 2))),
-                 **broken, "epochs_run": 1, "seconds": 1.0, "params": 61706,
-                 "status": "diverged", "error": "loss became NaN", "dataset": "mnist",
-                 "seed": 0, "history_path": "", "model_path": ""})
-    rows.append({"trial_id": "0007", **dict(zip(AXES, ("lenet5", "tanh", 0.001, "adam", 32, 1))),
-                 **broken, "epochs_run": 0, "seconds": 0.1, "params": nan,
-                 "status": "failed", "error": "ResourceExhaustedError: out of memory",
-                 "dataset": "mnist", "seed": 0, "history_path": "", "model_path": ""})
-    path = folder / "experiment_results.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+def heatmap_names(res):
+    return {f"heatmap_{rows}_x_{cols}.png" for rows, cols, _ in plot.chosen_pairs(res)}
 
 
 def synthetic_grid(path, seed=0):
@@ -100,13 +67,15 @@ def test_search_csv_gives_every_chart_and_report(zoo_search_csv, tmp_path, zoo_c
     written = plot_results(zoo_search_csv, tmp_path / "plots", threshold=0.2)
 
     names = {path.name for path in written}
-    assert names == SEARCH_CHARTS | {"report.html"}
+    charts = FIXED_CHARTS | heatmap_names(load_results(zoo_search_csv))
+    assert len(charts) == len(FIXED_CHARTS) + 4  # the 3 strongest pairs and the lab's
+    assert names == charts | {"report.html"}
     assert all(path.parent == tmp_path / "plots" for path in written)
     for path in written:
         if path.suffix == ".png":
             zoo_check_image(path)
     report = tmp_path / "plots" / "report.html"
-    assert image_links(report) == SEARCH_CHARTS
+    assert image_links(report) == charts
     text = report.read_text()
     assert "1 diverged" in text and "1 failed" in text
     assert "ResourceExhaustedError" in text  # the excluded trials are listed with their error
@@ -116,8 +85,8 @@ def test_search_csv_gives_every_chart_and_report(zoo_search_csv, tmp_path, zoo_c
 def test_only_completed_trials_are_charted(zoo_search_csv):
     res = load_results(zoo_search_csv)
 
-    assert set(res.trials["trial_id"]) == {f"{i:04d}" for i in range(len(TRIALS))}
-    assert res.axes == list(plot.AXES[:6])  # all six settings vary among the real trials
+    assert set(res.trials["trial_id"]) == {f"{i:04d}" for i in range(64)} - {"0060", "0061"}
+    assert res.axes == list(plot.AXES[:6])  # all six settings vary
     assert list(res.trials["learning_rate"].cat.categories) == ["0.001", "0.01"]
     assert list(res.trials["batch_size"].cat.categories) == ["32", "64"]
 
@@ -139,20 +108,22 @@ def test_loss_metric_ranks_lowest_first(zoo_search_csv, tmp_path, zoo_check_imag
     res = load_results(zoo_search_csv, "val_loss")
     assert not res.higher_is_better
     assert res.ranked()["val_loss"].is_monotonic_increasing
-    assert {p.name for p in written} == SEARCH_CHARTS | {"report.html"}
+    assert {p.name for p in written} == FIXED_CHARTS | heatmap_names(res) | {"report.html"}
     zoo_check_image(tmp_path / "ranking.png")
 
 
 def test_lab_format_csv(lab_csv, tmp_path, zoo_check_image):
     written = plot_results(lab_csv, tmp_path, threshold=0.5)
 
-    assert {p.name for p in written} == LAB_CHARTS | {"report.html"}
+    res = load_results(lab_csv)
+    charts = LAB_CHARTS | heatmap_names(res)
+    assert "heatmap_learning_rate_x_batch_size.png" in charts  # the lab's view stays
+    assert {p.name for p in written} == charts | {"report.html"}
     for path in written[:-1]:
         zoo_check_image(path)
-    res = load_results(lab_csv)
     assert res.axes == ["activation", "learning_rate", "optimizer", "batch_size"]  # grid.AXES
     assert len(res.trials) == 16
-    assert image_links(tmp_path / "report.html") == LAB_CHARTS
+    assert image_links(tmp_path / "report.html") == charts
 
 
 def test_81_combinations_get_a_tall_readable_ranking(tmp_path, zoo_check_image):
@@ -170,7 +141,8 @@ def test_svg_format(lab_csv, tmp_path):
     written = plot_results(lab_csv, tmp_path, fmt="svg")
 
     charts = [p for p in written if p.suffix == ".svg"]
-    assert {p.stem for p in charts} == {name[:-4] for name in LAB_CHARTS}
+    expected = LAB_CHARTS | heatmap_names(load_results(lab_csv))
+    assert {p.stem for p in charts} == {name[:-4] for name in expected}
     assert all(p.read_text().lstrip().startswith("<?xml") for p in charts)
     assert image_links(tmp_path / "report.html") == {p.name for p in charts}
 

@@ -12,18 +12,11 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.container import BarContainer
 
+import plot_tables
 from mnist_zoo import plot
 from mnist_zoo.plot import load_results
+from mnist_zoo.results import SUMMARY_CSV, summarize
 
-TINY_GRID = """description = "two learning rates, three repeats each"
-[axes]
-model = ["mlp_bp"]
-learning_rate = [0.1, 0.001]
-optimizer = ["sgd"]
-epochs = [1]
-[settings]
-subset = 600
-"""
 # Captions of the lab CSV's charts before repeats existed (tests/test_plot.py's lab_csv).
 LAB_CAPTIONS = [
     "All 16 completed trials, best on top; colours show optimizer, whose values differ most "
@@ -31,8 +24,23 @@ LAB_CAPTIONS = [
     "Each line is one batch size; along the x axis every combination of activation, learning "
     "rate, optimizer, best first; trials past the threshold (50.0%) are left out, so lines "
     "break where a setting failed.",
-    "Mean validation accuracy for each learning rate and batch size, one panel per optimizer / "
+    *[f"Chosen by its interaction: interaction 10.2 points, rank {rank} of 6 pairs (the root "
+      f"mean square of the cells' means minus what {rows} and {cols} predict on their own, an "
+      "additive fit of a row and a column effect; 0 when each acts alone). Mean validation "
+      f"accuracy for each {rows} and {cols}, one panel per {panels}; brighter is better."
+      for rank, rows, cols, panels in [
+          (1, "activation", "optimizer", "learning rate / batch size"),
+          (2, "learning rate", "optimizer", "activation / batch size"),
+          (3, "activation", "learning rate", "optimizer / batch size")]],
+    "The lab's learning rate x batch size view: interaction 0.0 points, rank 5 of 6 pairs (the "
+    "root mean square of the cells' means minus what learning rate and batch size predict on "
+    "their own, an additive fit of a row and a column effect; 0 when each acts alone). Mean "
+    "validation accuracy for each learning rate and batch size, one panel per optimizer / "
     "activation; brighter is better.",
+    "Parallel coordinates: one line per completed trial (16), across an axis per varying "
+    "setting (least important on the left, the one that matters most beside the metric) and "
+    "its validation accuracy; coloured by validation accuracy, brighter is better, the best "
+    "drawn on top. Grey: past the threshold 50.0%.",
     "Left: the best trial of each optimizer and activation pairing; right: their mean over "
     "learning rate · batch size, which shows how forgiving a pairing is of its other settings.",
     "For each setting, the spread of every trial (dots, boxes) and the mean (red) per value; "
@@ -41,17 +49,17 @@ LAB_CAPTIONS = [
 
 
 @pytest.fixture(scope="module")
-def repeats_search_csv(zoo_data_dir, tmp_path_factory):
-    """A real search: mlp_bp with learning rates 0.1 and 0.001, each run 3 times."""
-    from mnist_zoo.data import load_dataset
-    from mnist_zoo.search import search
-
-    folder = tmp_path_factory.mktemp("repeats_search")
-    (folder / "tiny.toml").write_text(TINY_GRID)
-    data = load_dataset("mnist", zoo_data_dir, subset=600, validation_size=100)
-    search(str(folder / "tiny.toml"), data=data, out=folder / "results", repeats=3,
-           export_top=0, show_top=1, verbose=0)
-    return folder / "results" / "experiment_results.csv"
+def repeats_search_csv(tmp_path_factory):
+    """What a search of mlp_bp with learning rates 0.1 and 0.001, run 3 times each, writes:
+    its results CSV (in the search's columns, with histories) and experiment_summary.csv
+    from mnist_zoo.results.summarize."""
+    table = plot_tables.results_table(
+        {"model": ["mlp_bp"], "learning_rate": [0.1, 0.001], "optimizer": ["sgd"],
+         "epochs": [1]}, lambda s: 0.9 if s["learning_rate"] == 0.1 else 0.6, repeats=3,
+        noise=0.01)
+    csv = plot_tables.write(table, tmp_path_factory.mktemp("repeats_search"), histories=True)
+    summarize(table).to_csv(csv.with_name(SUMMARY_CSV), index=False)
+    return csv
 
 
 def synthetic_repeats(path, repeat=True):
@@ -83,7 +91,7 @@ def draw(chart_function, res, tmp_path, *args):
         return chart_function(res, tmp_path, "png", *args)
 
 
-# --------------------------------------------------------------------------- a real search
+# --------------------------------------------------------------------------- a search's CSV
 def test_points_are_the_mean_std_and_n_of_each_grid_points_runs(repeats_search_csv):
     res = load_results(repeats_search_csv)
 
@@ -98,7 +106,7 @@ def test_points_are_the_mean_std_and_n_of_each_grid_points_runs(repeats_search_c
         assert point["val_accuracy"] == pytest.approx(row["mean"])
         assert point[plot.STD] == pytest.approx(row["std"])
         assert point[plot.N] == row["count"] == 3
-    summary = pd.read_csv(repeats_search_csv.with_name("experiment_summary.csv"))
+    summary = pd.read_csv(repeats_search_csv.with_name(SUMMARY_CSV))
     assert sorted(res.points["val_accuracy"]) == pytest.approx(
         sorted(summary["val_accuracy_mean"]))  # the search's own summary agrees
 
