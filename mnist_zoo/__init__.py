@@ -1,6 +1,8 @@
 """mnist_zoo: a Keras model zoo for handwritten digits with a keras-tuner grid search."""
 
 import os
+import platform
+import sys
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) hides our own output: its log
 # level for what goes through absl, and mnist_zoo.quiet for what is printed before that.
@@ -8,6 +10,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from mnist_zoo import quiet  # noqa: E402
 
 quiet.install()
+
+
+def _is_own_command() -> bool:
+    """True in `python -m mnist_zoo.<command>` (and the processes it starts), not in
+    programs that merely import the package."""
+    argv = getattr(sys, "orig_argv", [])
+    return any(flag == "-m" and module.startswith("mnist_zoo")
+               for flag, module in zip(argv, argv[1:]))
+
+
+def prefer_onednn() -> None:
+    """TensorFlow turns oneDNN on by default only on CPUs with AVX512_VNNI/BF16/AMX. On
+    other x86 CPUs its own kernels train these models 1.3-2.4x slower, and they lack the
+    gradient of the grouped convolution that fused training is fastest with
+    (docs/benchmarks.md). So the package's own commands turn oneDNN on for x86 unless the
+    user has set TF_ENABLE_ONEDNN_OPTS; code that imports the package keeps TensorFlow's
+    choice. Either way mnist_zoo.fused checks what this process' kernels can train."""
+    if (_is_own_command() and "tensorflow" not in sys.modules
+            and platform.machine().lower() in ("x86_64", "amd64")):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+prefer_onednn()
 
 __all__ = ["build_lenet5", "build_model", "list_models", "register_model"]
 __version__ = "0.1.0"

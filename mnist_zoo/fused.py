@@ -9,7 +9,10 @@ model, batch size, epochs, augmentation) are therefore trained together:
   scores exactly like a model trained alone;
 * the forward pass runs the members side by side: the first layer's kernels are
   concatenated into one layer over the shared input, later convolutions become
-  one grouped convolution, later dense layers one batched matmul; element-wise
+  one grouped convolution where this process' kernels can train it (oneDNN, cuDNN)
+  and one convolution per member elsewhere (TensorFlow's own CPU kernels have no
+  grouped-convolution gradient; see `member_conv_form`), later dense layers one
+  batched matmul; element-wise
   activations apply to each member's slice (one call per run of members that
   share an activation; the search does not group by activation, which measured
   slower than one group per activation);
@@ -23,6 +26,9 @@ models with dropout, up to the random dropout masks).
 """
 
 from __future__ import annotations
+
+import functools
+import os
 
 import keras
 import numpy as np
@@ -62,11 +68,100 @@ def _signature(layer) -> str:
     return f"{type(layer).__name__}{sorted(config.items())}"
 
 
+# ---------------------------------------------------------------- member convolutions
+# After the first layer the members' features lie side by side in the channels,
+# (B, H, W, K*C), and member k's kernel (kh, kw, C, F) must see only its own C channels.
+# Each function below computes that, (B, H', W', K*F), in its own way; they differ only
+# in which kernels TensorFlow runs, so in speed and in where they run at all.
+
+def grouped_convolution(x, kernels, strides, padding):
+    """One grouped convolution: TensorFlow infers groups = K from the shapes. The fastest
+    where it runs, but TensorFlow's own CPU kernels have no gradient for it: only oneDNN's
+    (and cuDNN's) do."""
+    return tf.nn.conv2d(x, tf.concat(kernels, axis=-1), strides, padding)
+
+
+def convolution_per_member(x, kernels, strides, padding):
+    """K ordinary convolutions, member k's on its slice of channels: runs everywhere."""
+    slices = tf.split(x, len(kernels), axis=-1)
+    return tf.concat([tf.nn.conv2d(part, kernel, strides, padding)
+                      for part, kernel in zip(slices, kernels)], axis=-1)
+
+
+def depthwise_convolution(x, kernels, strides, padding):
+    """One depthwise convolution (every input channel with its member's F filters), then
+    a sum over each member's C channels: C times the intermediate size."""
+    size = len(kernels)
+    height, width, channels, filters = kernels[0].shape
+    # Input channel k*C + c carries slice c of member k's kernel.
+    kernel = tf.reshape(tf.stack(kernels, axis=2), (height, width, size * channels, filters))
+    y = tf.nn.depthwise_conv2d(x, kernel, (1, *strides, 1), padding)  # channel (k*C+c)*F+f
+    rows, cols = y.shape[1], y.shape[2]
+    y = tf.reduce_sum(tf.reshape(y, (-1, rows, cols, size, channels, filters)), axis=4)
+    return tf.reshape(y, (-1, rows, cols, size * filters))
+
+
+def block_diagonal_convolution(x, kernels, strides, padding):
+    """One ordinary convolution over all K*C channels with a block-diagonal kernel (zeros
+    between members): K times the arithmetic, but TensorFlow's plainest kernel."""
+    size = len(kernels)
+    height, width, channels, filters = kernels[0].shape
+    kernel = tf.einsum("khwcf,kl->hwkclf", tf.stack(kernels), tf.eye(size, dtype=x.dtype))
+    return tf.nn.conv2d(x, tf.reshape(kernel, (height, width, size * channels, size * filters)),
+                        strides, padding)
+
+
+MEMBER_CONVOLUTIONS = {"grouped": grouped_convolution, "per_member": convolution_per_member,
+                       "depthwise": depthwise_convolution,
+                       "block_diagonal": block_diagonal_convolution}
+
+
+@functools.cache
+def grouped_gradients_work() -> bool:
+    """Whether this process' kernels train a grouped convolution, and correctly: tried
+    once on a tiny case, inside a tf.function as training runs, against the per-member
+    form. False with TensorFlow's own CPU kernels (no oneDNN: AVX2-only x86, ARM)."""
+    @tf.function
+    def both_gradients():
+        images = tf.reshape(tf.range(2 * 6 * 6 * 4, dtype=tf.float32) / 100, (2, 6, 6, 4))
+        kernels = [tf.fill((3, 3, 2, 2), 0.5), tf.fill((3, 3, 2, 2), -0.25)]
+        results = []
+        for form in (grouped_convolution, convolution_per_member):
+            with tf.GradientTape() as tape:
+                tape.watch([images, *kernels])
+                y = form(images, kernels, (1, 1), "VALID")
+                loss = tf.reduce_sum(y * y)
+            results.append(tape.gradient(loss, [images, *kernels]))
+        return results
+
+    try:
+        grouped, per_member = both_gradients()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+            tf.errors.NotFoundError):
+        return False
+    return all(np.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(grouped, per_member))
+
+
+def member_conv_form() -> str:
+    """The member convolution this process uses: MNIST_ZOO_CONV_FORM if set (one of
+    MEMBER_CONVOLUTIONS), else the grouped one where its gradient runs, else one
+    convolution per member (docs/benchmarks.md has the measurements behind this)."""
+    chosen = os.environ.get("MNIST_ZOO_CONV_FORM")
+    if chosen:
+        if chosen not in MEMBER_CONVOLUTIONS:
+            raise ValueError(f"MNIST_ZOO_CONV_FORM={chosen!r} is not one of "
+                             f"{', '.join(MEMBER_CONVOLUTIONS)}; unset it to let the "
+                             "package choose")
+        return chosen
+    return "grouped" if grouped_gradients_work() else "per_member"
+
+
 class FusedModels(keras.Model):
     """K structurally identical models trained as one; outputs (batch, K, classes)."""
 
-    def __init__(self, members: list[keras.Model], **kwargs):
+    def __init__(self, members: list[keras.Model], conv_form: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.conv_form = conv_form or member_conv_form()
         keys = {fusion_key(member) for member in members}
         if len(keys) != 1 or not all(can_fuse(member) for member in members):
             raise ValueError("FusedModels needs identical chains of Conv2D/Dense/pooling layers")
@@ -119,10 +214,12 @@ class FusedModels(keras.Model):
 
     def _conv(self, same_layers, x, state):
         layer = same_layers[0]
-        # Concatenated kernels: on the shared input a plain convolution with K times the
-        # filters; on concatenated channels TensorFlow infers groups = K from the shapes.
-        kernel = ops.concatenate([lyr.kernel.value for lyr in same_layers], axis=-1)
-        y = tf.nn.conv2d(x, kernel, strides=layer.strides, padding=layer.padding.upper())
+        kernels = [lyr.kernel.value for lyr in same_layers]
+        strides, padding = layer.strides, layer.padding.upper()
+        if state == "shared":  # one input for all: a plain convolution with K times the filters
+            y = tf.nn.conv2d(x, ops.concatenate(kernels, axis=-1), strides, padding)
+        else:  # member k's channels only meet member k's kernel
+            y = MEMBER_CONVOLUTIONS[self.conv_form](x, kernels, strides, padding)
         if layer.use_bias:
             y = y + ops.concatenate([lyr.bias.value for lyr in same_layers], axis=0)
         return layer.activation(y)
@@ -203,7 +300,7 @@ class MemberMeans(keras.metrics.Metric):
 
 
 def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: int,
-              steps_per_execution: int = 32, verbose: int = 0):
+              steps_per_execution: int = 32, verbose: int = 0, callbacks=()):
     """Train compiled members together; returns the fused model (for `evaluate_fused`)
     and one Keras-style history dict per member.
 
@@ -216,7 +313,7 @@ def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: in
     # The members' own optimizers do the updates; this one only satisfies compile().
     fused.compile(optimizer=keras.optimizers.SGD(), steps_per_execution=steps_per_execution,
                   jit_compile=False)
-    callbacks = [EpochLine(len(members))] if verbose else []
+    callbacks = [*callbacks, *([EpochLine(len(members))] if verbose else [])]
     history = fused.fit(train_batches, validation_data=val_batches, epochs=epochs,
                         verbose=0, callbacks=callbacks, shuffle=False).history
     return fused, [_member_history(history, k) for k in range(len(members))]

@@ -127,3 +127,96 @@ def test_members_with_other_activations_fuse_and_equal_training_alone(name, digi
     _assert_same_training(fused, alone, TOLERANCE[name], f"{name} activations")
     losses = [fit.history["loss"][-1] for fit in fused]
     assert losses[0] != losses[2] != losses[3]  # the activations did differ
+
+
+def _forms_and_gradients(form, images, kernels):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch([images, *kernels])
+        y = form(images, kernels, (1, 1), "VALID")
+        loss = tf.reduce_sum(tf.sin(y))  # any loss whose gradient varies across outputs
+    return [y, *tape.gradient(loss, [images, *kernels])]
+
+
+def test_every_member_convolution_computes_the_same_outputs_and_gradients():
+    """LeNet-5's second convolution for 3 members (3 x 6 channels -> 3 x 16), in every
+    form of mnist_zoo.fused, against each member's own convolution on its channels."""
+    import tensorflow as tf
+
+    from mnist_zoo import fused
+
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.standard_normal((4, 14, 14, 18)), tf.float32)
+    kernels = [tf.constant(rng.standard_normal((5, 5, 6, 16)) * 0.1, tf.float32)
+               for _ in range(3)]
+    slices = tf.split(images, 3, axis=-1)
+    expected = tf.concat([tf.nn.conv2d(s, k, 1, "VALID") for s, k in zip(slices, kernels)], -1)
+    reference = _forms_and_gradients(fused.convolution_per_member, images, kernels)
+    np.testing.assert_allclose(reference[0], expected, atol=1e-5)
+    forms = dict(fused.MEMBER_CONVOLUTIONS)
+    if not fused.grouped_gradients_work():  # this process' kernels cannot train it
+        forms.pop("grouped")
+    for name, form in forms.items():
+        for got, want in zip(_forms_and_gradients(form, images, kernels), reference):
+            np.testing.assert_allclose(got, want, atol=2e-4, err_msg=name)
+
+
+def test_the_probe_tells_whether_grouped_gradients_run_here():
+    """grouped_gradients_work() must agree with simply trying: on TensorFlow's own CPU
+    kernels (TF_ENABLE_ONEDNN_OPTS=0, or a CPU without AVX512_VNNI) the grouped
+    gradient fails, with oneDNN it runs; the default form follows."""
+    import tensorflow as tf
+
+    from mnist_zoo import fused
+
+    @tf.function
+    def grouped_gradient():
+        images, kernel = tf.ones((1, 8, 8, 12)), tf.ones((3, 3, 6, 8))  # 2 groups
+        with tf.GradientTape() as tape:
+            tape.watch([images, kernel])
+            y = tf.nn.conv2d(images, kernel, 1, "VALID")
+        return tape.gradient(y, [images, kernel])
+
+    try:
+        grouped_gradient()
+        runs = True
+    except tf.errors.InvalidArgumentError:
+        runs = False
+    assert fused.grouped_gradients_work() is runs
+    assert fused.member_conv_form() == ("grouped" if runs else "per_member")
+
+
+def test_the_conv_form_can_be_chosen_and_a_wrong_one_is_refused(monkeypatch):
+    from mnist_zoo import fused
+
+    monkeypatch.setenv("MNIST_ZOO_CONV_FORM", "depthwise")
+    assert fused.member_conv_form() == "depthwise"
+    assert FusedModels(_members("lenet5", SETTINGS[:2])).conv_form == "depthwise"
+    monkeypatch.setenv("MNIST_ZOO_CONV_FORM", "grouped_please")
+    with pytest.raises(ValueError, match="MNIST_ZOO_CONV_FORM='grouped_please'"):
+        fused.member_conv_form()
+
+
+@pytest.mark.parametrize("argv, machine, preset, expected", [
+    (["python", "-m", "mnist_zoo.search", "--grid", "full"], "x86_64", None, "1"),
+    (["python", "-m", "mnist_zoo.search"], "x86_64", "0", "0"),  # the user's choice stands
+    (["python", "my_script.py"], "x86_64", None, None),  # code importing the package
+    (["python", "-m", "mnist_zoo.train"], "aarch64", None, None),  # untested there
+])
+def test_the_package_commands_turn_onednn_on_unless_told_otherwise(monkeypatch, argv, machine,
+                                                                   preset, expected):
+    import os
+    import platform
+    import sys
+
+    import mnist_zoo
+
+    monkeypatch.setattr(sys, "orig_argv", argv)
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as before TF loads
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", preset or "")  # restored after the test
+    if preset is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    mnist_zoo.prefer_onednn()
+    assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == expected
