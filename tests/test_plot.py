@@ -68,7 +68,7 @@ def test_search_csv_gives_every_chart_and_report(zoo_search_csv, tmp_path, zoo_c
 
     names = {path.name for path in written}
     charts = FIXED_CHARTS | heatmap_names(load_results(zoo_search_csv))
-    assert len(charts) == len(FIXED_CHARTS) + 4  # the 3 strongest pairs and the lab's
+    assert len(charts) == len(FIXED_CHARTS) + 3  # the 3 pairs that interact most
     assert names == charts | {"report.html"}
     assert all(path.parent == tmp_path / "plots" for path in written)
     for path in written:

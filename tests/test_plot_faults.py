@@ -40,46 +40,64 @@ def big_search_csv(path: Path, rows: int = 5000) -> Path:
 
 
 def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
-    from mnist_zoo.plot import plot_results
+    from mnist_zoo import plot
 
     csv = big_search_csv(tmp_path / "results.csv")
 
     # CPU time, not wall time: on a shared 2-core machine other processes can double the
-    # wall time, while plot's own work (205 s of it before the charts were capped) stays put.
+    # wall time, while plot's own work stays put. Every chart of these 5,000 rows takes
+    # about 11 s of it on the development machine (issue #18 asks for under 15 s); the bound
+    # leaves room for a slower CI machine, and catches a return to uncapped charts (205 s).
     started = time.process_time()
-    written = plot_results(csv, tmp_path / "plots")
+    written = plot.plot_results(csv, tmp_path / "plots")
     seconds = time.process_time() - started
 
-    assert seconds < 60, f"plot took {seconds:.0f} s of CPU time"
-    charts = [path for path in written if path.suffix == ".png"]
-    assert {"ranking.png", "lines_by_batch_size.png", "what_matters.png"} <= {
-        path.name for path in charts}
-    for path in charts:  # also opens each one: no decompression-bomb warning or error
+    assert seconds < 30, f"plot took {seconds:.0f} s of CPU time"
+    charts = {path.name: path for path in written if path.suffix == ".png"}
+    res = plot.load_results(csv)
+    heatmaps = {f"heatmap_{rows}_x_{cols}.png" for rows, cols, _ in plot.chosen_pairs(res)}
+    # dropout has the fewest values (3, as activation and optimizer, and comes last)
+    assert set(charts) == {"ranking.png", "lines_by_dropout.png", "parallel_coordinates.png",
+                           "optimizer_x_activation.png", "what_matters.png", *heatmaps}
+    assert len(heatmaps) == 3
+    for path in charts.values():  # also opens each one: no decompression-bomb warning or error
         zoo_check_image(path, max_size=(10_000, 10_000))
     report = (tmp_path / "plots" / "report.html").read_text()
     assert "The 100 best of 4,900 completed trials" in report
-    assert "best 60 of 108 combinations" in report
+    colour, panel, across, panels, _ = plot.lines_data(res)
+    combinations = len(panels[0][1])  # every combination of the settings along x
+    assert combinations == np.prod([res.trials[a].nunique() for a in across]) > 60
+    assert f"{panel} {panels[0][0]}: best 60 of {combinations} combinations" in report
     assert report.count("<td>failed</td>") == 100  # all 100 failed trials listed
 
 
 def test_plot_caps_heatmap_panels_and_line_panels(tmp_path, monkeypatch):
     from mnist_zoo import plot
+    from mnist_zoo.plot import _style
 
     csv = big_search_csv(tmp_path / "results.csv", rows=1728)
-    monkeypatch.setattr(plot, "PANELS_PER_FILE", 6)
-    monkeypatch.setattr(plot, "LINES_PANELS", 2)
-    monkeypatch.setattr(plot, "EXCLUDED_ROWS", 10)
+    monkeypatch.setattr(_style, "MAX_PANELS", 6)
+    monkeypatch.setattr(_style, "LINES_PANELS", 2)
+    monkeypatch.setattr(_style, "EXCLUDED_ROWS", 10)
     res = plot.load_results(csv)
 
-    heatmaps = plot.plot_heatmaps(res, tmp_path, "png", "learning_rate", "batch_size")
-    lines = plot.plot_lines(res, tmp_path, "png")
-    pairings = plot.plot_optimizer_activation(res, tmp_path, "png")
+    [heatmap] = plot.plot_heatmaps(res, tmp_path, "png", "learning_rate", "batch_size")
+    [lines] = plot.plot_lines(res, tmp_path, "png")
+    [pairings] = plot.plot_optimizer_activation(res, tmp_path, "png")
 
-    assert len(heatmaps) == 4  # one file per model, each with its best 6 of 27 panels
-    assert all("the best 6 of 27 panels" in chart.caption for chart in heatmaps)
-    assert "best 2 of 4 models" in lines[0].caption
-    assert "the best 2 of 4 models" in pairings[0].caption
-    report = plot.write_report(res, heatmaps, tmp_path).read_text()
+    panels, panel_axes, pooled = plot.heatmap_data(res, "learning_rate", "batch_size")
+    assert 1 < len(panels) <= 6 and pooled  # the settings that would make more are averaged
+    assert f"averages the trials over {', '.join(a.replace('_', ' ') for a in pooled)}, " \
+           "which would make more than 6 panels" in heatmap.caption
+    key, cells, spread = panels[0]
+    inside = res.points[(res.points[panel_axes] == list(key)).all(axis=1)]
+    expected = inside.groupby(["learning_rate", "batch_size"], observed=True)[res.metric].mean()
+    assert cells.stack().to_numpy() == pytest.approx(expected.to_numpy())
+    assert spread is None
+    colour, panel, _, all_panels, _ = plot.lines_data(res)
+    assert f"the best 2 of {len(all_panels)} values of {panel.replace('_', ' ')}" in lines.caption
+    assert "the best 2 of 4 models" in pairings.caption
+    report = plot.write_report(res, [heatmap], tmp_path).read_text()
     assert report.count("<td>failed</td>") == 10 and "… and 25 more" in report  # 35 failed
 
 

@@ -14,7 +14,7 @@ Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and write
   heatmap_<rows>_x_<cols> the pairs of settings that act together most (--top-pairs,
                           default 3; --pairs ROWS:COLUMNS asks for others), one panel per
                           combination of the other settings; also learning rate x batch
-                          size where both vary (the lab's view)
+                          size for the lab grid (its view)
   parallel_coordinates    every run as a line across its settings and the metric
   optimizer_x_activation  best and mean result of each pairing
   what_matters            spread of the metric for each value of each setting

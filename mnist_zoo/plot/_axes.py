@@ -15,7 +15,8 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from mnist_zoo.plot._style import LINES_TOP, MAX_PANELS, MISSING, SHORT_NAMES
+from mnist_zoo.plot import _style as style
+from mnist_zoo.plot._style import MISSING, SHORT_NAMES
 
 CYCLE = colormaps["tab10"].colors
 # More values than the colour cycle has colours: one colour would mean several values.
@@ -153,7 +154,7 @@ def line_roles(res) -> tuple[str, str | None, list[str]] | None:
     colour = min(res.axes, key=lambda axis: (counts[axis], -res.axes.index(axis)))
     others = [axis for axis in res.axes if axis != colour]
     panel = None
-    if len(others) > 1 and math.prod(counts[axis] for axis in others) > LINES_TOP:
+    if len(others) > 1 and math.prod(counts[axis] for axis in others) > style.LINES_TOP:
         effects = res.effects()
         panel = max(others, key=lambda axis: effects[axis])
     return colour, panel, [axis for axis in others if axis != panel]
@@ -175,7 +176,7 @@ def facets(res, pair: tuple[str, str]) -> tuple[list[str], list[str]]:
     others = sorted((a for a in res.axes if a not in pair), key=lambda a: -effects[a])
     panels, pooled, n_panels = [], [], 1
     for axis in others:
-        if n_panels * counts[axis] <= MAX_PANELS:
+        if n_panels * counts[axis] <= style.MAX_PANELS:
             panels.append(axis)
             n_panels *= counts[axis]
         else:

@@ -23,9 +23,9 @@ def read_histories(res: Results, top: int) -> list[tuple[pd.Series, pd.DataFrame
         return []
     found = []
     folder = res.csv_path.parent.resolve()
-    for _, trial in res.ranked().iterrows():
-        if not isinstance(trial["history_path"], str) or not trial["history_path"].strip():
-            continue
+    ranked = res.ranked()
+    given = ranked["history_path"].astype("string").str.strip().fillna("") != ""
+    for _, trial in ranked[given].iterrows():
         # A CSV is data, not instructions: follow only paths inside its own results folder,
         # so that a shared or edited CSV cannot make plot read files elsewhere.
         path = inside(folder, trial["history_path"].strip())

@@ -24,8 +24,10 @@ from mnist_zoo.plot._heatmaps import plot_heatmaps
 
 TOP_PAIRS = 3
 # The lab's own view, how the learning rate should follow the batch size, which its
-# reports and docs/ show: drawn whenever both vary, besides the strongest pairs.
+# reports and docs/ show: drawn for the lab's grid (settings among LAB_AXES) besides the
+# strongest pairs; other grids get it when it is one of them.
 LAB_PAIR = ("learning_rate", "batch_size")
+LAB_AXES = ("activation", "learning_rate", "optimizer", "batch_size")
 
 
 def additive_misfit(means: pd.Series, weights: pd.Series) -> float:
@@ -60,7 +62,7 @@ def interaction_ranking(res: Results) -> pd.DataFrame:
 def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
                  top: int = TOP_PAIRS) -> list[tuple[str, str, str]]:
     """(rows, columns, why) of each heatmap to draw: the pairs asked for (as asked), else the
-    `top` strongest interactions and the lab's pair."""
+    `top` strongest interactions (at least one) and, for the lab's grid, the lab's pair."""
     ranking = interaction_ranking(res)
     if ranking.empty:
         return []
@@ -85,7 +87,8 @@ def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
         return [(rows, cols, why(rows, cols, "Asked for with --pairs")) for rows, cols in pairs]
     chosen = [(rows, cols, why(rows, cols, "Chosen by its interaction"))
               for rows, cols in zip(ranking["rows"], ranking["columns"])][:max(top, 1)]
-    if set(LAB_PAIR) <= set(res.axes) and frozenset(LAB_PAIR) not in {
+    lab_grid = set(LAB_PAIR) <= set(res.axes) <= set(LAB_AXES)
+    if lab_grid and frozenset(LAB_PAIR) not in {
             frozenset(pair[:2]) for pair in chosen}:
         rows, cols = pair_orientation(res, *LAB_PAIR)
         chosen.append((rows, cols, why(rows, cols, "The lab's learning rate x batch size view")))
