@@ -530,6 +530,10 @@ def _failure_message(err: Exception, out: Path, grid: str) -> str | None:
                 "that, then rerun the same command (failed trials are retried)")
     if isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNKNOWN:
         cause = (text or "").strip().splitlines()[0] if (text or "").strip() else str(err.code())
+        cause = cause.removeprefix("Exception calling application: ")
+        if "[Errno" in cause:  # it could not save the search's state
+            return (f"the chief cannot write the search's state ({cause}); make {out} "
+                    "writable or free space there, then rerun the same command")
         return (f"the chief of grid {grid} failed ({cause}); fix that, then rerun the same "
                 "command")
     return None

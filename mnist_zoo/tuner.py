@@ -14,6 +14,7 @@ import errno
 import fcntl
 import functools
 import json
+import logging
 import math
 import os
 import time
@@ -294,6 +295,10 @@ def serve_trials(oracle, poll_seconds: float = IDLE_PAUSE_SECONDS) -> None:
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
+    # A call that fails here (the chief cannot save its state: a read-only or full
+    # --out) reaches the worker as an error, which stops the search in one line; gRPC's
+    # own log of it would add a traceback per call.
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     servicer = oracle_chief.OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
