@@ -3,6 +3,7 @@
     python bench/grid_speed.py                       # bench/subgrid.toml: 27 trials, Fashion-MNIST
     python bench/grid_speed.py --grid full           # the whole 81-trial grid
     python bench/grid_speed.py --epochs 1 --subset 20000 --skip-naive
+    python bench/grid_speed.py --grid full --epochs 1 --subset 20000 --search-onednn default,0
     python bench/grid_speed.py --skip-search --naive-threads 1 \
         --compare-naive bench/out/subgrid_fashion_mnist_e3_naive.csv    # float-rounding floor
 
@@ -85,6 +86,12 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", default=None,
                         help="the search's --jobs (default: none given, i.e. the README's "
                              "command with its default --jobs auto)")
+    parser.add_argument("--search-onednn", default="default",
+                        help="comma-separated TF_ENABLE_ONEDNN_OPTS settings to run the search "
+                             "with, one search each: 'default' leaves the variable unset "
+                             "(the package's own choice), 0 or 1 sets it; e.g. default,0. The "
+                             "naive loop runs with this process' environment (unset: "
+                             "TensorFlow's default kernels)")
     parser.add_argument("--out", default=str(HERE / "out"), help="folder for the tables")
     args = parser.parse_args(argv)
     if args.naive_threads:
@@ -115,11 +122,54 @@ def main(argv=None) -> int:
                                       "earlier naive run", "this naive run"))
     if args.skip_search:
         return 0
+    searches, search_memory = {}, []
+    for onednn in args.search_onednn.split(","):
+        flags = (f" --jobs {args.jobs}" if args.jobs else " (defaults)") + (
+            "" if onednn == "default" else f", TF_ENABLE_ONEDNN_OPTS={onednn}")
+        started = time.perf_counter()
+        searches[flags], peaks, restarts = run_search(args, spec, onednn)
+        timings[f"mnist_zoo.search{flags}"] = time.perf_counter() - started
+        search_memory += memory.describe(f"mnist_zoo.search{flags}", peaks, restarts,
+                                         timings[f"mnist_zoo.search{flags}"])
+    table = ["| run | wall time | trials/min |", "| --- | ---: | ---: |"]
+    for name, seconds in timings.items():
+        table.append(f"| {name} | {seconds:.0f} s ({seconds / 60:.1f} min) | "
+                     f"{len(points) / seconds * 60:.1f} |")
+    lines = [f"Grid `{spec['name']}` ({len(points)} trials × {spec['axes']['epochs'][0]} epochs), "
+             f"{args.dataset}, {len(data.x_train)} training images, seed {args.seed}:", "",
+             f"CPU: {cpu_description()}; naive loop with TF_ENABLE_ONEDNN_OPTS="
+             f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TensorFlow default)')}.", "",
+             *table, ""]
+    lines += ["Resident memory of the search (all its processes summed, peak per trial):", "",
+              *search_memory]
+    for flags, fast in searches.items():
+        if naive is None:
+            break
+        merged = naive.merge(fast[AXES + ["val_accuracy", "test_accuracy", "status"]],
+                             on=AXES, suffixes=("_naive", "_search"))
+        suffix = "" if len(searches) == 1 else "_" + re.sub(r"\W+", "_", flags).strip("_")
+        merged.to_csv(out / f"{label}_trials{suffix}.csv", index=False)
+        ratio = timings["naive loop"] / timings[f"mnist_zoo.search{flags}"]
+        lines += [f"**Speed-up of mnist_zoo.search{flags}: {ratio:.1f}×.** "
+                  + accuracy_difference(naive, fast, "naive", "search"), ""]
+        if len(searches) == 1:
+            lines += [merged.assign(**{c: merged[c].round(4) for c in merged.columns
+                                       if "accuracy" in c})
+                      .drop(columns=["model", "activation", "epochs"]).to_markdown(index=False)
+                      if _has_tabulate() else merged.to_string(index=False)]
+    report = "\n".join(lines) + "\n"
+    (out / f"{label}.md").write_text(report)
+    print("\n" + report)
+    return 0
+
+
+def run_search(args, spec: dict, onednn: str) -> tuple[pd.DataFrame, list[float], int]:
+    """The search as users run it: its own command line, loading its own data (the same
+    seeded split), so process start-up is part of its time. onednn: 'default' (the
+    variable unset), '0' or '1'. Returns its results table, memory peaks and restarts."""
     with tempfile.TemporaryDirectory() as tmp:
         grid_file = Path(tmp) / f"{spec['name']}.toml"
         grid_file.write_text(_grid_toml(spec["axes"]))
-        # The search runs as users run it: its own command line, loading its own data
-        # (the same seeded split), so process start-up is part of its time.
         command = [sys.executable, "-m", "mnist_zoo.search", "--grid", str(grid_file),
                    "--dataset", args.dataset, "--out", str(Path(tmp) / "results"),
                    "--seed", str(args.seed), "--export-top", "0"]
@@ -127,43 +177,17 @@ def main(argv=None) -> int:
         command += ["--data-dir", args.data_dir] if args.data_dir else []
         command += ["--subset", str(args.subset)] if args.subset else []
         command += ["--no-fuse"] if args.no_fuse else []
-        started = time.perf_counter()
-        peaks, restarts = run_sampling_memory(command)
-        flags = f" --jobs {args.jobs}" if args.jobs else " (defaults)"
-        timings[f"mnist_zoo.search{flags}"] = time.perf_counter() - started
-        fast = pd.read_csv(Path(tmp) / "results" / RESULTS_CSV)
-
-    table = ["| run | wall time | trials/min |", "| --- | ---: | ---: |"]
-    for name, seconds in timings.items():
-        table.append(f"| {name} | {seconds:.0f} s ({seconds / 60:.1f} min) | "
-                     f"{len(points) / seconds * 60:.1f} |")
-    lines = [f"Grid `{spec['name']}` ({len(points)} trials × {spec['axes']['epochs'][0]} epochs), "
-             f"{args.dataset}, {len(data.x_train)} training images, seed {args.seed}:", "",
-             *table, ""]
-    lines += ["Resident memory of the search (all its processes summed, peak per trial):", "",
-              *memory.describe(f"mnist_zoo.search{flags}", peaks, restarts,
-                               timings[f"mnist_zoo.search{flags}"])]
-    if naive is not None:
-        merged = naive.merge(fast[AXES + ["val_accuracy", "test_accuracy", "status"]],
-                             on=AXES, suffixes=("_naive", "_search"))
-        merged.to_csv(out / f"{label}_trials.csv", index=False)
-        ratio = timings["naive loop"] / list(timings.values())[-1]
-        lines += [f"**Speed-up: {ratio:.1f}×.** "
-                  + accuracy_difference(naive, fast, "naive", "search"), "",
-                  merged.assign(**{c: merged[c].round(4) for c in merged.columns
-                                   if "accuracy" in c})
-                  .drop(columns=["model", "activation", "epochs"]).to_markdown(index=False)
-                  if _has_tabulate() else merged.to_string(index=False)]
-    report = "\n".join(lines) + "\n"
-    (out / f"{label}.md").write_text(report)
-    print("\n" + report)
-    return 0
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        if onednn != "default":
+            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        peaks, restarts = run_sampling_memory(command, env)
+        return pd.read_csv(Path(tmp) / "results" / RESULTS_CSV), peaks, restarts
 
 
-def run_sampling_memory(command: list[str]) -> tuple[list[float], int]:
+def run_sampling_memory(command: list[str], env=None) -> tuple[list[float], int]:
     """Run the search, passing its output through; returns the peak resident memory of
     its processes between two progress lines (one per trial) and its restart count."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     sampler = memory.PeakSampler(process.pid, every=0.5)  # sparse: /proc walks cost CPU
     sampler.start()
     peaks, restarts = [], 0
@@ -185,6 +209,19 @@ def accuracy_difference(first: pd.DataFrame, second: pd.DataFrame, name1: str, n
     return (f"Per-trial accuracy, {name2} vs {name1} ({len(merged)} trials): mean absolute "
             f"difference {diff.mean():.2f} points (validation), {test_diff.mean():.2f} points "
             f"(test); median {diff.median():.2f}, max {diff.max():.2f}.")
+
+
+def cpu_description() -> str:
+    """The CPU's model name and whether TensorFlow turns oneDNN on for it by default."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+    vnni = any(flag in cpuinfo for flag in ("avx512_vnni", "avx512_bf16", "amx"))
+    return (f"{model.group(1) if model else 'unknown'}, {os.cpu_count()} cores, "
+            f"{'with' if vnni else 'without'} AVX512_VNNI/BF16/AMX (oneDNN "
+            f"{'on' if vnni else 'off'} by TensorFlow's default)")
 
 
 def _grid_toml(axes: dict) -> str:
