@@ -466,6 +466,49 @@ JOBS_GRID = ('model = ["mlp_bp"]\nactivation = ["relu", "tanh", "sigmoid"]\n'
              'optimizer = ["adam", "sgd"]\nepochs = [2]\nbatch_size = [16]')
 
 
+def _process(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+@pytest.mark.parametrize("dead", [0, 1])
+def test_the_parent_notices_any_worker_that_exits_with_an_error(dead, tmp_path, capsys):
+    """Issue #22, items 1 and 6, and #17 item 5, without TensorFlow: a worker exiting with
+    status 1 behind a live one was never polled; and with nothing finished, "rerun the same
+    command" promised what a rerun cannot do."""
+    project = tmp_path / "tuner" / "grid"
+    project.mkdir(parents=True)
+    chief = _process("import time; time.sleep(60)")
+    workers = [_process("import sys, time; time.sleep(1); sys.exit(1)") if i == dead
+               else _process("import time; time.sleep(60)") for i in range(2)]
+    started = time.time()
+    try:
+        assert search_lib._wait_for_jobs(chief, workers, poll_seconds=0.1, project=project) == 1
+    finally:
+        for process in (chief, *workers):
+            process.kill()
+            process.wait()
+    assert time.time() - started < 10
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: worker {dead} (exit status 1) stopped before any trial finished, and "
+                   "the other processes were stopped too; its messages above say why; change "
+                   "that, then rerun the same command")
+
+    # A process that stopped the search for a reason left it in the stop file: that line.
+    stop_file = tmp_path / "reason"
+    stop_file.write_text("out of memory training lenet5 (batch size 64) (...); free memory, "
+                         "then rerun the same command\n")
+    chief, workers = _process("import time; time.sleep(60)"), [_process("import sys; sys.exit(1)")]
+    try:
+        assert search_lib._wait_for_jobs(chief, workers, poll_seconds=0.1, stop_file=stop_file,
+                                         project=project) == 1
+    finally:
+        chief.kill()
+        chief.wait()
+    assert capsys.readouterr().err.strip() == (
+        "error: out of memory training lenet5 (batch size 64) (...); free memory, then rerun "
+        "the same command (the other processes were stopped)")
+
+
 # Loaded by every process of a search through PYTHONPATH: worker 1 exits with status 1
 # (as an uncaught error would end it) once the first trial is recorded.
 EXIT_1_WORKER = """
