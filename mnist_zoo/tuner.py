@@ -25,6 +25,7 @@ import keras
 import keras_tuner as kt
 import pandas as pd
 import tensorflow as tf
+from keras_tuner.src import config as kt_config
 from keras_tuner.src.distribute import utils as kt_dist
 
 from mnist_zoo import data as data_lib
@@ -41,6 +42,9 @@ TrialStatus = kt.engine.trial.TrialStatus
 IDLE_PAUSE_SECONDS = 0.5
 # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
 tf.get_logger().setLevel("ERROR")
+# keras-tuner (1.4.8 ships DEBUG = True) prints every failed trial's traceback; a failed
+# trial's row holds a one-line error and its folder the trace (ZooTuner.run_trial).
+kt_config.DEBUG = False
 
 
 class MemoryRestart(Exception):
@@ -191,12 +195,14 @@ def member_bytes(model_name: str, batch_size: int) -> int:
     return 4 * (4 * weights + 3 * batch_size * activations)
 
 
-def available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo (None where there is none)."""
+def memory_bytes() -> int | None:
+    """The machine's memory, MemTotal of /proc/meminfo (None where there is none). Not
+    what is free now: every process of a search must cut the same groups, since a
+    group's lock is named by its first point."""
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
-                if line.startswith("MemAvailable:"):
+                if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -205,11 +211,12 @@ def available_bytes() -> int | None:
 
 def fused_width(model_name: str, batch_size: int) -> int:
     """How many models of this kind one fused graph may hold: FUSE_LIMIT, or fewer when
-    half the memory now available would not hold them."""
-    available = available_bytes()
-    if available is None:
+    a quarter of the machine's memory would not hold them (with room for the data, the
+    other --jobs processes and what TensorFlow keeps)."""
+    memory = memory_bytes()
+    if memory is None:
         return FUSE_LIMIT
-    return max(1, min(FUSE_LIMIT, available // 2 // member_bytes(model_name, batch_size)))
+    return max(1, min(FUSE_LIMIT, memory // 4 // member_bytes(model_name, batch_size)))
 
 
 class ZooHyperModel(kt.HyperModel):
@@ -522,21 +529,15 @@ class ZooTuner(kt.Tuner):
         return frozenset(keys[len(keys) - leftover:] if leftover else [])
 
     def _train_together(self, group: list[dict], data, verbose: int) -> None:
-        keras.backend.clear_session()  # graphs of earlier trials would pile up in this process
         self.trained_here = True
         self.hypermodel.train_size = len(data.x_train)
-        models = []
-        for values in group:
-            # Each starts as it would alone; a repeat with its own initial weights.
-            keras.utils.set_random_seed(self.seed + repeat_of(values))
-            models.append(self.hypermodel.build_values(values))
         first = group[0]
         fit = functools.partial(fit_models, data=data, batch_size=first["batch_size"],
                                 epochs=first["epochs"], augment=first.get("augment"),
                                 seed=self.seed, verbose=verbose)
         if len(group) > 1:
             try:
-                fits = fit(models)
+                fits = fit(self._build_models(group))
             except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
                 print(f"warning: training {len(group)} trials together failed here "
                       f"({first_line(err)}); training one at a time from now on (--no-fuse "
@@ -546,14 +547,23 @@ class ZooTuner(kt.Tuner):
                 for values, one in zip(group, fits):
                     self._save_run(values, one, len(group), data)
                 return
-        for values, model in zip(group, models):
+        for values in group:
             what = f"{values['model']} (batch size {values['batch_size']})"
             try:
-                (one,) = fit([model])
+                (one,) = fit(self._build_models([values]))
             except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
                 raise EnvironmentFailure(describe_failure(err, self.results_csv.parent,
                                                           what)) from err
             self._save_run(values, one, 1, data)
+
+    def _build_models(self, group: list[dict]) -> list[keras.Model]:
+        keras.backend.clear_session()  # graphs of earlier trials would pile up in this process
+        models = []
+        for values in group:
+            # Each starts as it would alone; a repeat with its own initial weights.
+            keras.utils.set_random_seed(self.seed + repeat_of(values))
+            models.append(self.hypermodel.build_values(values))
+        return models
 
     def _save_run(self, values: dict, fit: Fit, group_size: int, data) -> None:
         run_dir = self._run_dir(values)

@@ -101,7 +101,9 @@ def test_failed_trials_are_retried_on_the_next_run(tmp_path, digits, monkeypatch
 
     grid, out = grid_file(tmp_path, "retry"), tmp_path / "out"
     monkeypatch.setattr(tuner_lib, "fit_models", refuse)
+    capsys.readouterr()
     failed = run(grid, out, digits, export_top=0)
+    assert "Traceback" not in capsys.readouterr().err  # the trace is in the trial's folder
     assert (failed["status"] == "failed").all()
     assert (failed["error"] == "ValueError: this model refuses the setting").all()
     for trial in (out / "tuner" / "retry").glob("trial_*"):
@@ -167,6 +169,31 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
         assert search_lib.main(argv) == 0
         table = pd.read_csv(out / "experiment_results.csv")
         assert len(table) == 2 and (table["status"] == "completed").all()
+
+
+def test_trial_after_trial_failing_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    """keras-tuner stops a grid whose trials fail one after another (a cause the rule
+    above missed) with a RuntimeError; here one line naming the last error, the rows kept."""
+    import mnist_zoo.tuner as tuner_lib
+
+    def refuse(models, data, **kwargs):
+        raise ValueError("a setting this model refuses")
+
+    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
+    grid = grid_file(tmp_path, "failing", 'model = ["mlp_bp"]\nactivation = ["relu", "tanh", '
+                     '"sigmoid"]\nepochs = [1]')
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert search_lib.main(["--grid", str(grid), "--out", str(out), "--data-dir",
+                            str(MNIST_8K2K), "--subset", "600", "--jobs", "1",
+                            "--no-tensorboard"]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("error: the search stopped: trial after trial failed, the last "
+                                "with ValueError: a setting this model refuses;")
+    assert f"{out / 'experiment_results.csv'}" in errors[0]
+    assert len(pd.read_csv(out / "experiment_results.csv")) == 3
 
 
 def test_a_fused_group_the_kernels_refuse_is_trained_one_at_a_time(tmp_path, digits,
@@ -304,17 +331,17 @@ def test_a_second_grid_is_refused_while_the_first_has_no_table_yet(tmp_path, mon
 def test_fused_groups_are_cut_into_parts_that_fit(tmp_path, digits, monkeypatch):
     """Issue #22, item 8: 1,000 repeats of one point were fused into one graph (6.3 GB and
     rising, no trial after 240 s); a group is cut into parts of at most FUSE_LIMIT
-    models, fewer when half the available memory would not hold them."""
+    models, fewer when a quarter of the machine's memory would not hold them."""
     import mnist_zoo.tuner as tuner_lib
 
     assert tuner_lib.fused_width("mlp_bp", 16) == tuner_lib.FUSE_LIMIT  # this machine
     grid = grid_file(tmp_path, "repeats", 'model = ["mlp_bp"]\nepochs = [1]\nbatch_size = [16]')
     one = tuner_lib.member_bytes("mlp_bp", 16)
-    monkeypatch.setattr(tuner_lib, "available_bytes", lambda: int(2 * 2.5 * one))  # 2 fit
+    monkeypatch.setattr(tuner_lib, "memory_bytes", lambda: int(4 * 2.5 * one))  # 2 fit
     table = run(grid, tmp_path / "out", digits, export_top=0, repeats=5)
     assert len(table) == 5 and (table["status"] == "completed").all()
     assert table["trained_with"].tolist() == [2, 2, 2, 2, 1]
-    monkeypatch.setattr(tuner_lib, "available_bytes", lambda: None)
+    monkeypatch.setattr(tuner_lib, "memory_bytes", lambda: None)
     monkeypatch.setattr(tuner_lib, "FUSE_LIMIT", 3)
     table = run(grid, tmp_path / "out3", digits, export_top=0, repeats=5)
     assert table["trained_with"].tolist() == [3, 3, 3, 2, 2]
