@@ -310,7 +310,6 @@ def run_local_jobs(args, argv: list[str]) -> int:
     """--jobs N: a chief and N workers on this machine, through keras-tuner's distributed
     mode; the chief prints the best trials and exports them when all are done."""
     import socket
-
     import tempfile
 
     spec = load_grid(args.grid)  # a bad grid or folder fails here, once, not in N processes
