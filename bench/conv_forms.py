@@ -39,7 +39,7 @@ def time_forms(model_name: str, batch_sizes: list[int], images: int, data_dir: s
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from mnist_zoo import data as data_lib
-    from mnist_zoo.fused import fit_fused, grouped_gradients_work
+    from mnist_zoo.train.fused import fit_fused, grouped_gradients_work
     from mnist_zoo.models import build_model
 
     digits = data_lib.load_dataset("mnist", data_dir, subset=images, validation_size=0)

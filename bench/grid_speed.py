@@ -37,9 +37,10 @@ import memory  # noqa: E402  (bench/memory.py, beside this file)
 import pandas as pd  # noqa: E402
 
 from mnist_zoo import data as data_lib  # noqa: E402
-from mnist_zoo.grid import CORE_AXES, grid_points, load_grid  # noqa: E402
+from mnist_zoo.axes import CORE_AXES  # noqa: E402
+from mnist_zoo.search.grid import grid_points, load_grid  # noqa: E402
 from mnist_zoo.models import build_model  # noqa: E402
-from mnist_zoo.results import RESULTS_CSV  # noqa: E402
+from mnist_zoo.search.table import RESULTS_CSV  # noqa: E402
 from mnist_zoo.train import fit_models  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

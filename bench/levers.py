@@ -45,7 +45,7 @@ def run_one(config: dict, batch_size: int, subset: int) -> float:
     import keras
 
     from mnist_zoo import data as data_lib
-    from mnist_zoo.fused import fit_fused
+    from mnist_zoo.train.fused import fit_fused
     from mnist_zoo.models import build_model
 
     if config.get("bf16"):

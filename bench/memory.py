@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from mnist_zoo.tuner import resident_mib
+from mnist_zoo.search.memory import resident_mib
 
 HERE = Path(__file__).resolve().parent
 

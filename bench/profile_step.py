@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
 
-    from mnist_zoo.fused import FusedModels
+    from mnist_zoo.train.fused import FusedModels
     from mnist_zoo.models import build_model
 
     members = []

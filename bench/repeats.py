@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_zoo.grid import CORE_AXES
-from mnist_zoo.results import RESULTS_CSV
+from mnist_zoo.axes import CORE_AXES
+from mnist_zoo.search.table import RESULTS_CSV
 
 HERE = Path(__file__).resolve().parent
 AXES = [axis for axis in CORE_AXES if axis not in ("model", "epochs")]

@@ -1,15 +1,35 @@
-"""Argument types and small helpers shared by the command lines (train, search, ...).
+"""What every command line shares: argparse value types and the runner of `main`.
 
 Used as argparse `type=` functions, a bad value becomes argparse's own one-line usage
 error with exit status 2 (`--epochs: must be a positive whole number, got '0'`), before
-any data is loaded or any folder is written.
+any data is loaded or any folder is written. `@command` wraps each command's `main`:
+a `ZooError` (a user's mistake) becomes `error: <one line>` and exit status 2; any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import sys
 from pathlib import Path
+
+from mnist_zoo.errors import SettingsError, ZooError
+
+
+def command(main):
+    """Decorate a command's `main(argv)`: a ZooError becomes `error: <message>` on stderr
+    and exit status 2. Only a ZooError: catching ValueError here once turned bugs into a
+    one-line "error:" that hid where they happened."""
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except ZooError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    return run
 
 
 def positive_int(text: str) -> int:
@@ -52,7 +72,7 @@ def _parse(text: str, kind, what: str):
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
 
 
-def output_folder(path, error=ValueError) -> Path:
+def output_folder(path, error=SettingsError) -> Path:
     """Create the output folder `path` (and its parents), or raise `error` saying why not."""
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_zoo.errors import DataError, SettingsError
+
 DATASETS = ("mnist", "fashion_mnist")
 DATA_DIR_ENV = "MNIST_ZOO_DATA_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -35,10 +37,6 @@ AUGMENTATIONS = ("rotate", "zoom", "translate", "crop")
 DEFAULT_VALIDATION_FRACTION = 5_000 / 60_000
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataError(RuntimeError):
-    """Raised when data cannot be found or an IDX file is malformed."""
 
 
 @dataclasses.dataclass
@@ -284,7 +282,7 @@ def parse_augment(augment) -> tuple[str, ...]:
     names = tuple(a.strip() for a in augment if a.strip())
     unknown = [a for a in names if a not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {unknown}; choose from "
+        raise SettingsError(f"unknown augmentation {unknown}; choose from "
                          f"{', '.join(AUGMENTATIONS)}, 'all' or 'none'")
     return names
 

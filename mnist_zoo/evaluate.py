@@ -23,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
+from sklearn.metrics import classification_report
+
+from mnist_zoo.cli import command
+from mnist_zoo.errors import DataError, ModelError, SettingsError, first_line
+from mnist_zoo.scores import crossentropy, score_predictions
 
 SPLITS = ("test", "val", "train")
 # Ink dark on white reads more naturally than MNIST's own white-on-black.
@@ -32,29 +36,6 @@ RIGHT, WRONG = "#1a7f37", "#cf222e"
 # Digits a gallery page shows (5 columns, 20 rows); more would take minutes to draw into
 # an image too tall to read (100,000 asked: 500 s and 1.8 GB before any file).
 MAX_GALLERY = 100
-
-
-def score_predictions(y_true: np.ndarray, probabilities: np.ndarray,
-                      class_names: list[str]) -> dict:
-    """Per-class report and confusion matrix from predicted class probabilities."""
-    y_pred = probabilities.argmax(axis=1)
-    labels = list(range(len(class_names)))
-    report = classification_report(y_true, y_pred, labels=labels, target_names=class_names,
-                                   output_dict=True, zero_division=0)
-    return {
-        "accuracy": float((y_pred == y_true).mean()),
-        "per_class": {name: report[name] for name in class_names},
-        "macro_avg": report["macro avg"],
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
-
-
-def evaluate_model(model, x: np.ndarray, y: np.ndarray, class_names: list[str],
-                   batch_size: int = 1024) -> dict:
-    """Loss and the scikit-learn report, from one pass of predictions over the images."""
-    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    return {"loss": crossentropy(y, probabilities),
-            **score_predictions(y, probabilities, class_names)}
 
 
 # --------------------------------------------------------------------------- saved models
@@ -68,15 +49,15 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
     """
     from mnist_zoo import data as data_lib
     from mnist_zoo.cli import output_folder
-    from mnist_zoo.saved import load_model
+    from mnist_zoo.models.saved import load_model
 
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise SettingsError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     model = load_model(model_path)
     data = data_lib.load_dataset(dataset, data_dir, seed=seed)
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if len(x) == 0:
-        raise ValueError(f"the {split} split of {dataset} is empty")
+        raise DataError(f"the {split} split of {dataset} is empty")
     check_model_fits(model, x[:1], len(data.class_names), data.name)
     if model.trained_on and model.trained_on != data.name:
         print(f"warning: {model.name} was trained on {model.trained_on}, evaluated here on "
@@ -136,15 +117,13 @@ def check_model_fits(model, sample: np.ndarray, num_classes: int, dataset: str =
     A model built for other images fails deep in Keras or TensorFlow, whose message prints
     the whole input tensor; one line naming both shapes says what is wrong.
     """
-    from mnist_zoo.saved import ModelError
-
     found = "(None, " + ", ".join(map(str, sample.shape[1:])) + ")"  # as Keras writes shapes
     try:
         outputs = model(sample)
     except Exception as err:  # Keras: ValueError; a SavedModel's tf.function: TypeError
         expected = _expected_input_shape(str(err))
         wants = (f"expects input of shape {expected}" if expected
-                 else f"fails on them ({type(err).__name__}: {_first_line(err)})")
+                 else f"fails on them ({first_line(err)})")
         raise ModelError(f"model {model.path} does not fit {dataset}: it {wants}, the images "
                          f"are {found}") from None
     if outputs.ndim != 2 or outputs.shape[1] != num_classes:
@@ -163,19 +142,6 @@ def _expected_input_shape(message: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def _first_line(err: Exception, limit: int = 200) -> str:
-    line = (str(err).strip().splitlines() or [""])[0]
-    return line if len(line) <= limit else line[:limit] + "..."
-
-
-def crossentropy(y: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean loss as Keras computes it (it clips probabilities, so a 0 gives no infinity)."""
-    import keras
-
-    losses = keras.losses.sparse_categorical_crossentropy(y, probabilities.astype(np.float32))
-    return float(np.mean(keras.ops.convert_to_numpy(losses)))
 
 
 def pick_galleries(y: np.ndarray, predicted: np.ndarray, confidence: np.ndarray,
@@ -284,17 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
-    from mnist_zoo.data import DataError
-    from mnist_zoo.saved import ModelError
-
     args = build_parser().parse_args(argv)
-    try:
-        evaluate(args.model, args.dataset, args.data_dir, args.out, split=args.split,
-                 gallery_size=args.gallery_size, seed=args.seed)
-    except (DataError, ModelError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    evaluate(args.model, args.dataset, args.data_dir, args.out, split=args.split,
+             gallery_size=args.gallery_size, seed=args.seed)
     return 0
 
 

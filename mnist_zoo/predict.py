@@ -22,15 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_zoo.cli import command
+from mnist_zoo.errors import ImageError
+
 SIZE = 28  # the model's input field
 BOX = 20  # MNIST fitted each digit into 20x20 pixels ...
 CENTRE = 14.0  # ... and put its centre of mass here (13.99, 14.01 on the test set)
 INK_LEVEL = 0.2  # fainter pixels (paper texture, JPEG noise) do not widen the crop
 MIN_CONTRAST = 0.1  # less than this between ink and background: a blank image
-
-
-class ImageError(ValueError):
-    """Raised when a file is not an image or holds no digit."""
 
 
 @dataclasses.dataclass
@@ -153,7 +152,7 @@ def predict(model, images) -> list[Prediction]:
     An image that cannot be prepared gets a Prediction with `error` set; the others are
     still predicted.
     """
-    from mnist_zoo.saved import LoadedModel, load_model
+    from mnist_zoo.models.saved import LoadedModel, load_model
 
     if not isinstance(model, LoadedModel):
         model = load_model(model)
@@ -199,16 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
-    from mnist_zoo.saved import ModelError, load_model
+    from mnist_zoo.models.saved import load_model
 
     args = build_parser().parse_args(argv)
-    try:
-        model = load_model(args.model)
-        results = predict(model, [Path(image) for image in args.images])
-    except ModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    model = load_model(args.model)
+    results = predict(model, [Path(image) for image in args.images])
     failed = 0
     for result in results:
         if result.ok:

@@ -1,12 +1,17 @@
-"""Shared fixtures of the plot, evaluate and predict tests (all named zoo_*).
+"""Shared fixtures; the one home of the test data's paths.
 
 The real MNIST digits live in shared/data beside the repository (CI keeps a copy of
-shared/ next to its clone in the same way).
+shared/ next to its clone in the same way), Fashion-MNIST in Debian's
+/usr/share/datasets/fashion-mnist. A test that needs a folder asks `require_data` (or
+the `mnist_8k2k` fixture): it skips, saying which folder is missing, where the data are
+truly absent; under CI (CI or MNIST_ZOO_REQUIRE_DATA set) it fails instead, so that a
+missing copy cannot pass as a green run.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,22 +21,34 @@ from PIL import Image
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_8K2K = SHARED_DATA / "mnist-8k2k"  # MNIST's 10k test digits as 8k train + 2k test
 MNIST_TEST = SHARED_DATA / "mnist"  # the official 10k test set
+MNIST_FULL = SHARED_DATA / "mnist-full"  # the official 60k/10k
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
 
-def _require(folder: Path) -> Path:
+def require_data(folder: Path) -> Path:
+    """folder, or a skip (a failure under CI) naming it when it is not there."""
     if not folder.is_dir():
-        pytest.skip(f"real MNIST data not found at {folder}")
+        message = f"test data not found at {folder}"
+        if os.environ.get("CI") or os.environ.get("MNIST_ZOO_REQUIRE_DATA"):
+            pytest.fail(f"{message}; CI must have it (MNIST_ZOO_REQUIRE_DATA/CI is set)")
+        pytest.skip(message)
     return folder
 
 
 @pytest.fixture(scope="session")
-def zoo_data_dir() -> Path:
-    return _require(MNIST_8K2K)
+def mnist_8k2k() -> Path:
+    """The fast tests' digits: the folder, or a skip (failure under CI) naming it."""
+    return require_data(MNIST_8K2K)
+
+
+@pytest.fixture(scope="session")
+def zoo_data_dir(mnist_8k2k) -> Path:
+    return mnist_8k2k
 
 
 @pytest.fixture(scope="session")
 def zoo_mnist_test_dir() -> Path:
-    return _require(MNIST_TEST)
+    return require_data(MNIST_TEST)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnist_zoo.grid import CORE_AXES
+from mnist_zoo.axes import CORE_AXES
 
 METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
            "test_accuracy"]

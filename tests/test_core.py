@@ -4,7 +4,6 @@ import gzip
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,13 +16,12 @@ from mnist_zoo import data as data_lib
 from mnist_zoo.models import OPTIMIZERS
 from mnist_zoo.train import train
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-MNIST_TEST_DIR = SHARED / "mnist"          # the official 10,000-digit test set
-MNIST_8K2K = SHARED / "mnist-8k2k"         # the same digits as an 8k/2k four-file folder
+from conftest import MNIST_8K2K, require_data  # the same digits as an 8k/2k four-file folder
+from conftest import MNIST_TEST as MNIST_TEST_DIR  # the official 10,000-digit test set
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(mnist_8k2k):
     """8,000 training / 2,000 test digits, 500 of the training ones held out for validation."""
     return data_lib.load_dataset("mnist", MNIST_8K2K, validation_size=500)
 
@@ -35,7 +33,7 @@ def lenet_run(zoo_lenet_run):
 
 
 # --------------------------------------------------------------------------- data
-def test_idx_reader_reads_the_official_test_set():
+def test_idx_reader_reads_the_official_test_set(zoo_mnist_test_dir):
     images = data_lib.read_idx(MNIST_TEST_DIR / "t10k-images-idx3-ubyte.gz")
     labels = data_lib.read_idx(MNIST_TEST_DIR / "t10k-labels-idx1-ubyte.gz")
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
@@ -60,19 +58,19 @@ def test_load_dataset_splits_and_normalises(digits):
     assert not any(row.tobytes() in train_rows for row in default.x_val[:50, :, :, 0])
 
 
-def test_standard_normalisation_and_subset():
+def test_standard_normalisation_and_subset(mnist_8k2k):
     ds = data_lib.load_dataset("mnist", MNIST_8K2K, normalize="standard", subset=1200)
     assert len(ds.x_train) + len(ds.x_val) == 1200
     assert abs(float(ds.x_train.mean())) < 1e-3 and abs(float(ds.x_train.std()) - 1) < 1e-3
 
 
-def test_environment_variable_points_to_the_folder(monkeypatch):
+def test_environment_variable_points_to_the_folder(monkeypatch, mnist_8k2k):
     monkeypatch.setenv(data_lib.DATA_DIR_ENV, str(MNIST_8K2K))
     ds = data_lib.load_dataset("mnist", subset=600)
     assert ds.source == str(MNIST_8K2K) and len(ds.x_test) == 2000
 
 
-def test_truncated_idx_file_is_named_in_the_error(tmp_path):
+def test_truncated_idx_file_is_named_in_the_error(tmp_path, mnist_8k2k):
     folder = tmp_path / "broken"
     shutil.copytree(MNIST_8K2K, folder)
     images = folder / "train-images-idx3-ubyte.gz"
@@ -85,7 +83,7 @@ def test_truncated_idx_file_is_named_in_the_error(tmp_path):
         data_lib.load_dataset("mnist", folder)
 
 
-def test_bad_magic_and_mismatched_counts(tmp_path):
+def test_bad_magic_and_mismatched_counts(tmp_path, mnist_8k2k):
     bad = tmp_path / "t10k-labels-idx1-ubyte"
     bad.write_bytes(b"PK\x03\x04 not an idx file")
     with pytest.raises(data_lib.DataError, match="magic number"):
@@ -112,9 +110,8 @@ def test_missing_data_gives_one_clear_error(tmp_path, monkeypatch):
         data_lib.load_dataset("mnist")
 
 
-@pytest.mark.skipif(not data_lib.DEBIAN_FASHION_DIR.is_dir(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_comes_from_the_debian_folder():
+    require_data(data_lib.DEBIAN_FASHION_DIR)  # Debian's dataset-fashion-mnist
     ds = data_lib.load_dataset("fashion_mnist")
     assert ds.source == str(data_lib.DEBIAN_FASHION_DIR)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (55000, 5000, 10000)
@@ -269,7 +266,7 @@ def test_train_cli_help_and_bad_input(tmp_path):
     assert unknown.returncode == 2 and "invalid choice: 'lenet6'" in unknown.stderr
 
 
-def test_train_cli_writes_a_run(tmp_path):
+def test_train_cli_writes_a_run(tmp_path, mnist_8k2k):
     result = _run_cli("mnist_zoo.train", "--model", "mlp_residual", "--epochs", "1",
                       "--data-dir", str(MNIST_8K2K), "--subset", "2000", "--augment", "rotate",
                       "--lr-schedule", "cosine", "--out", str(tmp_path), "--name", "cli")

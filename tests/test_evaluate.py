@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mnist_zoo import evaluate as evaluate_lib
-from mnist_zoo.saved import ModelError, load_model, model_name, resolve_model_path
+from mnist_zoo.errors import ModelError
+from mnist_zoo.models.saved import load_model, model_name, resolve_model_path
 
 SAVED_FORMS = {"saved_model": "saved_model", "keras": "model.keras"}
 FILES = ("metrics.json", "classification_report.csv", "confusion_matrix.png",

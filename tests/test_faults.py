@@ -25,6 +25,8 @@ from PIL import Image
 from mnist_zoo import data as data_lib
 from mnist_zoo.cli import non_negative_int, positive_float, positive_int
 
+from conftest import MNIST_8K2K, require_data
+
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
     """An IDX file (gzip when the name ends in .gz) holding `array` as unsigned bytes."""
@@ -374,13 +376,11 @@ def test_predict_a_folder_instead_of_an_image(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- 6. issue #22
-MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
 
 
 @pytest.fixture(scope="module")
 def few_digits():
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    require_data(MNIST_8K2K)
     return data_lib.load_dataset("mnist", MNIST_8K2K, subset=300, validation_size=50)
 
 
@@ -463,8 +463,7 @@ def test_evaluate_caps_the_galleries_at_a_page(tmp_path, monkeypatch, capsys):
     """Issue #22, item 9: --gallery-size 100000 drew for 500 s and 1.8 GB."""
     from mnist_zoo import evaluate
 
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    require_data(MNIST_8K2K)
     drawn = {}
 
     def plot_gallery(x, y, predicted, confidence, indices, names, path, title):
@@ -485,8 +484,7 @@ def test_evaluate_warns_when_the_weights_were_trained_on_other_data(tmp_path, ca
     """Issue #22, item 14: Fashion-MNIST weights scored 9.65 % on MNIST without a word."""
     from mnist_zoo.evaluate import evaluate
 
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    require_data(MNIST_8K2K)
     other = evaluate("lenet5:fashion_mnist", "mnist", MNIST_8K2K, tmp_path / "a",
                      gallery_size=0, verbose=False)
     warning = capsys.readouterr().err.strip()
@@ -501,10 +499,9 @@ def test_evaluate_warns_when_the_weights_were_trained_on_other_data(tmp_path, ca
 def test_a_16_bit_png_reads_as_its_8_bit_copy(tmp_path):
     """Issue #22, item 13: a 16-bit grayscale PNG read "3 (54.9 %)", its 8-bit copy "9"."""
     from mnist_zoo.predict import predict, preprocess_image
-    from mnist_zoo.saved import load_model
+    from mnist_zoo.models.saved import load_model
 
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
+    require_data(MNIST_8K2K)
     images = data_lib.read_idx(MNIST_8K2K / "t10k-images-idx3-ubyte.gz")[:5]
     labels = data_lib.read_idx(MNIST_8K2K / "t10k-labels-idx1-ubyte.gz")[:5]
     paths = []

@@ -1,6 +1,4 @@
-"""Training several models as one (mnist_zoo.fused) must equal training each alone."""
-
-from pathlib import Path
+"""Training several models as one (mnist_zoo.train.fused) must equal training each alone."""
 
 import keras
 import numpy as np
@@ -8,15 +6,14 @@ import pytest
 
 from mnist_zoo import build_model, list_models
 from mnist_zoo import data as data_lib
-from mnist_zoo.fused import FusedModels, can_fuse, fit_fused
+from mnist_zoo.train.fused import FusedModels, can_fuse, fit_fused
 
-MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
 SETTINGS = [("sgd", 0.05), ("adam", 0.001), ("rmsprop", 0.001)]
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return data_lib.load_dataset("mnist", MNIST_8K2K, subset=1100, validation_size=100)
+def digits(mnist_8k2k):
+    return data_lib.load_dataset("mnist", mnist_8k2k, subset=1100, validation_size=100)
 
 
 def _members(name, settings, seed=0):
@@ -141,10 +138,10 @@ def _forms_and_gradients(form, images, kernels):
 
 def test_every_member_convolution_computes_the_same_outputs_and_gradients():
     """LeNet-5's second convolution for 3 members (3 x 6 channels -> 3 x 16), in every
-    form of mnist_zoo.fused, against each member's own convolution on its channels."""
+    form of mnist_zoo.train.fused, against each member's own convolution on its channels."""
     import tensorflow as tf
 
-    from mnist_zoo import fused
+    from mnist_zoo.train import fused
 
     rng = np.random.default_rng(0)
     images = tf.constant(rng.standard_normal((4, 14, 14, 18)), tf.float32)
@@ -168,7 +165,7 @@ def test_the_probe_tells_whether_grouped_gradients_run_here():
     gradient fails, with oneDNN it runs; the default form follows."""
     import tensorflow as tf
 
-    from mnist_zoo import fused
+    from mnist_zoo.train import fused
 
     @tf.function
     def grouped_gradient():
@@ -188,7 +185,7 @@ def test_the_probe_tells_whether_grouped_gradients_run_here():
 
 
 def test_the_conv_form_can_be_chosen_and_a_wrong_one_is_refused(monkeypatch):
-    from mnist_zoo import fused
+    from mnist_zoo.train import fused
 
     monkeypatch.setenv("MNIST_ZOO_CONV_FORM", "depthwise")
     assert fused.member_conv_form() == "depthwise"

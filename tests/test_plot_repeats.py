@@ -15,7 +15,7 @@ from matplotlib.container import BarContainer
 import plot_tables
 from mnist_zoo import plot
 from mnist_zoo.plot import load_results
-from mnist_zoo.results import SUMMARY_CSV, summarize
+from mnist_zoo.search.table import SUMMARY_CSV, summarize
 
 # Captions of the lab CSV's charts before repeats existed (tests/test_plot.py's lab_csv).
 LAB_CAPTIONS = [
@@ -52,7 +52,7 @@ LAB_CAPTIONS = [
 def repeats_search_csv(tmp_path_factory):
     """What a search of mlp_bp with learning rates 0.1 and 0.001, run 3 times each, writes:
     its results CSV (in the search's columns, with histories) and experiment_summary.csv
-    from mnist_zoo.results.summarize."""
+    from mnist_zoo.search.table.summarize."""
     table = plot_tables.results_table(
         {"model": ["mlp_bp"], "learning_rate": [0.1, 0.001], "optimizer": ["sgd"],
          "epochs": [1]}, lambda s: 0.9 if s["learning_rate"] == 0.1 else 0.6, repeats=3,

@@ -11,7 +11,7 @@ from PIL import Image
 from mnist_zoo import predict as predict_lib
 from mnist_zoo.data import read_idx
 from mnist_zoo.predict import ImageError, predict, preprocess_image
-from mnist_zoo.saved import load_model
+from mnist_zoo.models.saved import load_model
 
 # MNIST test digits 8000-8009: mnist-8k2k's test part, which the model never trained on.
 FIRST_DIGIT = 8000

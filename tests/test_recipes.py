@@ -1,4 +1,4 @@
-"""Reference recipes (mnist_zoo/recipes.toml) and `python -m mnist_zoo.train --recipe`."""
+"""Reference recipes (mnist_zoo/train/recipes.toml) and `python -m mnist_zoo.train --recipe`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mnist_zoo import recipes, train as train_lib
+from mnist_zoo import train as train_lib
+from mnist_zoo.train import recipes
 from mnist_zoo.data import DATASETS, parse_augment
 from mnist_zoo.models import list_models, model_settings
 

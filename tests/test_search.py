@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,12 +16,15 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from mnist_zoo import grid as grid_lib
+from mnist_zoo.search import grid as grid_lib
+from mnist_zoo.search import processes
 from mnist_zoo import search as search_lib
 from mnist_zoo.train import DIVERGED_LOSS
+from conftest import MNIST_8K2K
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-MNIST_8K2K = SHARED / "mnist-8k2k"
+# Every test here trains on (or starts a search over) the real digits.
+pytestmark = pytest.mark.usefixtures("mnist_8k2k")
+
 AXES = list(grid_lib.CORE_AXES)
 
 
@@ -162,17 +166,25 @@ BAD_GRIDS = {
 
 
 @pytest.mark.parametrize("case", BAD_GRIDS)
-def test_bad_grid_files_fail_before_training(case, tmp_path):
+def test_bad_grid_files_fail_before_training(case, tmp_path, capsys):
+    """A bad grid is refused with its one line by load_grid and by the command, which
+    exits with status 2 before it writes anything, not even --out."""
     line, message = BAD_GRIDS[case]
     grid = write_grid(tmp_path / f"{case}.toml", line, settings="")
     out = tmp_path / "out"
     with pytest.raises(grid_lib.GridError, match=f"{case}.toml: {message}"):
         grid_lib.load_grid(str(grid))
-    if case == "unknown_model":  # once through the command line too
+    capsys.readouterr()
+    code = search_lib.main(["--grid", str(grid), "--out", str(out), "--data-dir",
+                            str(MNIST_8K2K), "--jobs", "1"])
+    error = capsys.readouterr().err
+    assert code == 2 and re.search(f"^error: .*{case}.toml: {message}", error, re.MULTILINE)
+    assert not out.exists()
+    if case == "unknown_model":  # once through a real process too: one line, no traceback
         result = run_search("--grid", str(grid), "--out", str(out), timeout=120)
         assert result.returncode == 2 and "lenet6" in result.stderr
         assert "Traceback" not in result.stderr
-    assert not out.exists()
+        assert not out.exists()
 
 
 def test_unknown_grid_name_lists_the_built_in_ones():
@@ -289,7 +301,7 @@ def test_a_restarted_or_worker_process_never_gets_overwrite(capsys):
     # A restart or a worker passing --overwrite on would wipe the results; argparse's
     # abbreviations ("--ov") are off, so dropping the full names is enough.
     argv = ["--grid", "full", "--out", "x", "--overwrite", "--jobs", "2", "--threads=1"]
-    assert search_lib.drop_options(argv, ["--overwrite"], ["--jobs", "--threads"]) == \
+    assert processes.drop_options(argv, ["--overwrite"], ["--jobs", "--threads"]) == \
         ["--grid", "full", "--out", "x"]
     with pytest.raises(SystemExit):
         search_lib.build_parser().parse_args(["--ov"])
@@ -306,7 +318,8 @@ def test_the_chief_ends_as_soon_as_the_last_worker_is_told_the_grid_is_done(tmp_
     import keras_tuner as kt
     from keras_tuner.src import protos
 
-    from mnist_zoo.tuner import ResumableGridOracle, TrialStatus, make_hyperparameters, serve_trials
+    from mnist_zoo.search._keras_tuner import TrialStatus, serve_trials
+    from mnist_zoo.search.oracle import ResumableGridOracle, make_hyperparameters
 
     axes = {"model": ["mlp_bp"], "learning_rate": [0.01]}
     oracle = ResumableGridOracle(grid_lib.grid_points(axes),

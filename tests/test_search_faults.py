@@ -16,17 +16,20 @@ import pandas as pd
 import pytest
 
 from mnist_zoo import search as search_lib
-from mnist_zoo.grid import GridError, load_grid
-from mnist_zoo.results import ResultsError, export_top_models, print_top
+from mnist_zoo.errors import GridError, ResultsError
+from mnist_zoo.search import processes
+from mnist_zoo.search.grid import load_grid
+from mnist_zoo.search.results import export_top_models, print_top
+from conftest import MNIST_8K2K
 
-MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
+# Every test here trains on (or starts a search over) the real digits.
+pytestmark = pytest.mark.usefixtures("mnist_8k2k")
+
 MLP_GRID = 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\nepochs = [1]'
 
 
 @pytest.fixture(scope="module")
 def digits():
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
     from mnist_zoo.data import load_dataset
 
     return load_dataset("mnist", MNIST_8K2K, subset=600, validation_size=100)
@@ -92,15 +95,15 @@ def test_damaged_and_missing_results_are_recorded_again_without_training(tmp_pat
 def test_failed_trials_are_retried_on_the_next_run(tmp_path, digits, monkeypatch, capsys):
     """A trial's own failure (here a setting its model refuses) keeps its row, with a
     one-line error cell; the full trace goes to the trial's folder (issue #17, item 4)."""
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.trainer as trainer_lib
 
-    real_fit = tuner_lib.fit_models
+    real_fit = trainer_lib.fit_models
 
     def refuse(models, data, **kwargs):
         raise ValueError("this model refuses the setting\nsecond line of the message")
 
     grid, out = grid_file(tmp_path, "retry"), tmp_path / "out"
-    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
+    monkeypatch.setattr(trainer_lib, "fit_models", refuse)
     capsys.readouterr()
     failed = run(grid, out, digits, export_top=0)
     assert "Traceback" not in capsys.readouterr().err  # the trace is in the trial's folder
@@ -109,7 +112,7 @@ def test_failed_trials_are_retried_on_the_next_run(tmp_path, digits, monkeypatch
     for trial in (out / "tuner" / "retry").glob("trial_*"):
         trace = (trial / "error.txt").read_text()
         assert "Traceback" in trace and "second line of the message" in trace
-    monkeypatch.setattr(tuner_lib, "fit_models", real_fit)  # the cause is fixed
+    monkeypatch.setattr(trainer_lib, "fit_models", real_fit)  # the cause is fixed
     capsys.readouterr()
     table = run(grid, out, digits, export_top=0)
     assert "retrying 2 trial(s)" in capsys.readouterr().out
@@ -141,10 +144,10 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
                                                                    capsys):
     """Issue #17, item 4: not a failed row per trial and a traceback, but one line naming
     the cause and the fix; the trial is left unfinished, and a rerun trains it."""
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.trainer as trainer_lib
 
     error, cause, fix = _environment_failures()[fault]
-    real_fit = tuner_lib.fit_models
+    real_fit = trainer_lib.fit_models
     calls = []
 
     def broken(models, data, **kwargs):
@@ -154,7 +157,7 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
     grid, out = grid_file(tmp_path, "env"), tmp_path / "out"
     argv = ["--grid", str(grid), "--out", str(out), "--data-dir", str(MNIST_8K2K),
             "--subset", "600", "--jobs", "1", "--export-top", "0", "--no-tensorboard"]
-    monkeypatch.setattr(tuner_lib, "fit_models", broken)
+    monkeypatch.setattr(trainer_lib, "fit_models", broken)
     capsys.readouterr()
     assert search_lib.main(argv) == 1
     err = capsys.readouterr().err
@@ -165,7 +168,7 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
     assert calls == [1]  # stopped at the first trial, not once per trial
     assert not list(out.glob("tuner/env/trial_*/result.json"))  # no failed rows
     if fault == "out_of_memory":  # the cause is fixed: the rerun trains every trial
-        monkeypatch.setattr(tuner_lib, "fit_models", real_fit)
+        monkeypatch.setattr(trainer_lib, "fit_models", real_fit)
         assert search_lib.main(argv) == 0
         table = pd.read_csv(out / "experiment_results.csv")
         assert len(table) == 2 and (table["status"] == "completed").all()
@@ -174,12 +177,12 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
 def test_trial_after_trial_failing_ends_in_one_line(tmp_path, monkeypatch, capsys):
     """keras-tuner stops a grid whose trials fail one after another (a cause the rule
     above missed) with a RuntimeError; here one line naming the last error, the rows kept."""
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.trainer as trainer_lib
 
     def refuse(models, data, **kwargs):
         raise ValueError("a setting this model refuses")
 
-    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
+    monkeypatch.setattr(trainer_lib, "fit_models", refuse)
     grid = grid_file(tmp_path, "failing", 'model = ["mlp_bp"]\nactivation = ["relu", "tanh", '
                      '"sigmoid"]\nepochs = [1]')
     out = tmp_path / "out"
@@ -203,9 +206,9 @@ def test_a_fused_group_the_kernels_refuse_is_trained_one_at_a_time(tmp_path, dig
     back to one model at a time, saying so once."""
     import tensorflow as tf
 
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.trainer as trainer_lib
 
-    real_fit = tuner_lib.fit_models
+    real_fit = trainer_lib.fit_models
 
     def no_grouped_kernels(models, data, **kwargs):
         if len(models) > 1:
@@ -216,7 +219,7 @@ def test_a_fused_group_the_kernels_refuse_is_trained_one_at_a_time(tmp_path, dig
 
     grid = grid_file(tmp_path, "fallback", 'model = ["mlp_bp"]\noptimizer = ["adam", "sgd"]\n'
                      'learning_rate = [0.01, 0.001]\nepochs = [1]')
-    monkeypatch.setattr(tuner_lib, "fit_models", no_grouped_kernels)
+    monkeypatch.setattr(trainer_lib, "fit_models", no_grouped_kernels)
     table = run(grid, tmp_path / "out", digits, export_top=0)
     printed = capsys.readouterr().out
     assert printed.count("warning: training 4 trials together failed here (InvalidArgumentError: "
@@ -230,9 +233,10 @@ def test_a_crash_mid_search_leaves_no_trial_that_a_rerun_takes_for_finished(tmp_
                                                                          monkeypatch):
     """Issue #22, item 2: the trial running at a crash had recorded a failed result.json
     but the oracle never heard; the rerun took it for done. One rerun finishes them all."""
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.trainer as trainer_lib
+    from mnist_zoo.search.tuner import ZooTuner
 
-    real_fit, real_end = tuner_lib.fit_models, tuner_lib.ZooTuner.on_trial_end
+    real_fit, real_end = trainer_lib.fit_models, ZooTuner.on_trial_end
     ended = []
 
     def refuse(models, data, **kwargs):
@@ -247,14 +251,14 @@ def test_a_crash_mid_search_leaves_no_trial_that_a_rerun_takes_for_finished(tmp_
     grid = grid_file(tmp_path, "crash", 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\n'
                      'optimizer = ["adam", "sgd"]\nepochs = [1]')
     out = tmp_path / "out"
-    monkeypatch.setattr(tuner_lib, "fit_models", refuse)
-    monkeypatch.setattr(tuner_lib.ZooTuner, "on_trial_end", crash_at_the_third)
+    monkeypatch.setattr(trainer_lib, "fit_models", refuse)
+    monkeypatch.setattr(ZooTuner, "on_trial_end", crash_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         run(grid, out, digits, export_top=0, fuse=False)
     assert len(list(out.glob("tuner/crash/trial_*/result.json"))) == 3  # all failed
 
-    monkeypatch.setattr(tuner_lib, "fit_models", real_fit)
-    monkeypatch.setattr(tuner_lib.ZooTuner, "on_trial_end", real_end)
+    monkeypatch.setattr(trainer_lib, "fit_models", real_fit)
+    monkeypatch.setattr(ZooTuner, "on_trial_end", real_end)
     table = run(grid, out, digits, export_top=0, fuse=False)
     assert len(table) == 4 and table["trial_id"].is_unique
     assert (table["status"] == "completed").all(), table[["trial_id", "status"]]
@@ -290,7 +294,7 @@ def test_a_second_grid_is_refused_while_the_first_has_no_table_yet(tmp_path, mon
     claim is made under a lock, before any trial."""
     import threading
 
-    import mnist_zoo.results as results_lib
+    import mnist_zoo.search.project as results_lib
 
     out = tmp_path / "out"
     out.mkdir()
@@ -332,17 +336,17 @@ def test_fused_groups_are_cut_into_parts_that_fit(tmp_path, digits, monkeypatch)
     """Issue #22, item 8: 1,000 repeats of one point were fused into one graph (6.3 GB and
     rising, no trial after 240 s); a group is cut into parts of at most FUSE_LIMIT
     models, fewer when a quarter of the machine's memory would not hold them."""
-    import mnist_zoo.tuner as tuner_lib
+    import mnist_zoo.search.grouping as grouping_lib
 
-    assert tuner_lib.fused_width("mlp_bp", 16) == tuner_lib.FUSE_LIMIT  # this machine
+    assert grouping_lib.fused_width("mlp_bp", 16) == grouping_lib.FUSE_LIMIT  # this machine
     grid = grid_file(tmp_path, "repeats", 'model = ["mlp_bp"]\nepochs = [1]\nbatch_size = [16]')
-    one = tuner_lib.member_bytes("mlp_bp", 16)
-    monkeypatch.setattr(tuner_lib, "memory_bytes", lambda: int(4 * 2.5 * one))  # 2 fit
+    one = grouping_lib.member_bytes("mlp_bp", 16)
+    monkeypatch.setattr(grouping_lib, "memory_bytes", lambda: int(4 * 2.5 * one))  # 2 fit
     table = run(grid, tmp_path / "out", digits, export_top=0, repeats=5)
     assert len(table) == 5 and (table["status"] == "completed").all()
     assert table["trained_with"].tolist() == [2, 2, 2, 2, 1]
-    monkeypatch.setattr(tuner_lib, "memory_bytes", lambda: None)
-    monkeypatch.setattr(tuner_lib, "FUSE_LIMIT", 3)
+    monkeypatch.setattr(grouping_lib, "memory_bytes", lambda: None)
+    monkeypatch.setattr(grouping_lib, "FUSE_LIMIT", 3)
     table = run(grid, tmp_path / "out3", digits, export_top=0, repeats=5)
     assert table["trained_with"].tolist() == [3, 3, 3, 2, 2]
 
@@ -509,7 +513,7 @@ def test_the_parent_notices_any_worker_that_exits_with_an_error(dead, tmp_path, 
                else _process("import time; time.sleep(60)") for i in range(2)]
     started = time.time()
     try:
-        assert search_lib._wait_for_jobs(chief, workers, poll_seconds=0.1, project=project) == 1
+        assert processes.wait_for_jobs(chief, workers, poll_seconds=0.1, project=project) == 1
     finally:
         for process in (chief, *workers):
             process.kill()
@@ -526,7 +530,7 @@ def test_the_parent_notices_any_worker_that_exits_with_an_error(dead, tmp_path, 
                          "then rerun the same command\n")
     chief, workers = _process("import time; time.sleep(60)"), [_process("import sys; sys.exit(1)")]
     try:
-        assert search_lib._wait_for_jobs(chief, workers, poll_seconds=0.1, stop_file=stop_file,
+        assert processes.wait_for_jobs(chief, workers, poll_seconds=0.1, stop_file=stop_file,
                                          project=project) == 1
     finally:
         chief.kill()

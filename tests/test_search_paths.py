@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnist_zoo import grid as grid_lib
+from mnist_zoo.search import grid as grid_lib
 from mnist_zoo import plot
 from mnist_zoo import search as search_lib
+from conftest import MNIST_8K2K
 
-MNIST_8K2K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-8k2k"
+# Every test here trains on (or starts a search over) the real digits.
+pytestmark = pytest.mark.usefixtures("mnist_8k2k")
+
 
 
 @pytest.fixture(scope="module")
 def digits():
-    if not MNIST_8K2K.is_dir():
-        pytest.skip(f"real MNIST data not found at {MNIST_8K2K}")
     from mnist_zoo.data import load_dataset
 
     return load_dataset("mnist", MNIST_8K2K, subset=440, validation_size=40)
@@ -162,22 +163,22 @@ def test_a_process_with_nothing_left_to_train_does_not_restart(tmp_path):
 
     import keras_tuner as kt
 
-    from mnist_zoo.grid import values_key
-    from mnist_zoo.tuner import ZooTuner
+    from mnist_zoo.search.grid import values_key
+    from mnist_zoo.search.tuner import ZooTuner
 
     axes = {"model": ["lenet5"], "activation": ["relu"], "learning_rate": [0.01],
             "optimizer": ["adam", "sgd"], "batch_size": [32, 64], "epochs": [1]}
     tuner = ZooTuner(axes, kt.Objective("val_accuracy", "max"), directory=str(tmp_path),
                      project_name="p", results_csv=tmp_path / "results.csv", seed=0)
     runs = tmp_path / "p" / "runs"
-    assert tuner._work_left()
+    assert tuner.trainer.work_left()
     for values in tuner.points:  # the batch-64 group is done, the batch-32 one is not
         if values["batch_size"] == 64:
             (runs / values_key(values)).mkdir(parents=True)
             (runs / values_key(values) / "run.json").write_text("{}")
-    assert tuner._work_left()
+    assert tuner.trainer.work_left()
     first_of_32 = next(v for v in tuner.points if v["batch_size"] == 32)
     with open(runs / f"{values_key(first_of_32)}.lock", "w") as lock:  # another worker's
         fcntl.flock(lock, fcntl.LOCK_EX)
-        assert not tuner._work_left()
-    assert tuner._work_left()
+        assert not tuner.trainer.work_left()
+    assert tuner.trainer.work_left()

@@ -16,14 +16,14 @@ import pytest
 from PIL import Image
 
 from mnist_zoo import build_lenet5, build_model, evaluate, predict
-from mnist_zoo.data import DEBIAN_FASHION_DIR, read_idx
-from mnist_zoo.pretrained import list_weights, weights_path
-from mnist_zoo.saved import ModelError, load_model
+from mnist_zoo.data import read_idx
+from mnist_zoo.models.pretrained import list_weights, weights_path
+from mnist_zoo.errors import ModelError
+from mnist_zoo.models.saved import load_model
 
-from conftest import SHARED_DATA
+from conftest import FASHION_MNIST, MNIST_FULL, require_data
 
-MNIST_FULL = SHARED_DATA / "mnist-full"
-TEST_SETS = {"mnist": MNIST_FULL, "fashion_mnist": DEBIAN_FASHION_DIR}
+TEST_SETS = {"mnist": MNIST_FULL, "fashion_mnist": FASHION_MNIST}
 SHIPPED = list_weights()
 # The issue asks for these at least; each file must stay small enough to ship.
 REQUIRED = [f"{model}:{dataset}" for model in ("lenet5", "mlp_bp", "cnn3", "cnn_bn")
@@ -37,9 +37,7 @@ def official_test_set():
     cache = {}
 
     def load(dataset: str):
-        folder = TEST_SETS[dataset]
-        if not folder.is_dir():
-            pytest.skip(f"{dataset} test set not found at {folder}")
+        folder = require_data(TEST_SETS[dataset])
         if dataset not in cache:
             images = read_idx(folder / "t10k-images-idx3-ubyte.gz")
             labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
@@ -101,8 +99,7 @@ def test_weights_refuse_another_architecture():
 
 
 def test_evaluate_cli_scores_a_zoo_name(tmp_path, capsys):
-    if not MNIST_FULL.is_dir():
-        pytest.skip(f"MNIST not found at {MNIST_FULL}")
+    require_data(MNIST_FULL)
     out = tmp_path / "evaluation"
     assert evaluate.main(["lenet5:mnist", "--data-dir", str(MNIST_FULL), "--out", str(out),
                           "--gallery-size", "5"]) == 0

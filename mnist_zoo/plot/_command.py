@@ -9,7 +9,7 @@ from pathlib import Path
 
 import matplotlib
 
-from mnist_zoo.cli import output_folder
+from mnist_zoo.cli import command, output_folder
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._curves import plot_curves
 from mnist_zoo.plot._data import PlotError, Results
@@ -138,17 +138,14 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
     from mnist_zoo import plot  # the package's docstring is the --help text
 
     args = build_parser(plot.__doc__).parse_args(argv)
-    try:
-        written, notes = run_plot(args.csv, args.out, metric=args.metric,
-                                  threshold=args.threshold, fmt=args.fmt, top=args.top,
-                                  pairs=args.pairs, top_pairs=args.top_pairs)
-    except PlotError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    written, notes = run_plot(args.csv, args.out, metric=args.metric,
+                              threshold=args.threshold, fmt=args.fmt, top=args.top,
+                              pairs=args.pairs, top_pairs=args.top_pairs)
     for path in written:
         print(path)
     for note in notes:

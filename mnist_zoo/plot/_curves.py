@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import trial_labels
 from mnist_zoo.plot._data import Results
-from mnist_zoo.results import inside
+from mnist_zoo.files import inside
 
 
 def read_histories(res: Results, top: int) -> list[tuple[pd.Series, pd.DataFrame]]:

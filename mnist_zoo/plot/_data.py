@@ -9,16 +9,13 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+from mnist_zoo.errors import PlotError  # noqa: F401  (plot's modules import it from here)
 from mnist_zoo.plot._style import name
-from mnist_zoo.results import lower_is_better
+from mnist_zoo.search.table import lower_is_better
 
 # Results.points beside the metric (the mean over a grid point's repeats): the standard
 # deviation, the number of completed runs and, for the noise test, the runs' values.
 STD, N, RUNS = "std", "n", "runs"
-
-
-class PlotError(ValueError):
-    """Raised when the results CSV cannot be charted (missing, empty, lacking the metric)."""
 
 
 @dataclasses.dataclass

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnist_zoo import grid, results
+from mnist_zoo.axes import AXES
+from mnist_zoo.search.table import RESULTS_CSV, has_repeats, point_groups
 from mnist_zoo.plot._data import N, RUNS, STD, PlotError, Results
 from mnist_zoo.plot._style import MISSING
 
 # Settings a search can vary, in the order charts list them: the grid's own vocabulary.
-AXES = grid.AXES
 
 
 def normalise_column(column: str) -> str:
@@ -28,7 +28,7 @@ def read_results(csv_path) -> pd.DataFrame:
     """The CSV as a table with normalised column names, a trial_id and a status."""
     path = Path(csv_path)
     if path.is_dir():
-        inside = path / results.RESULTS_CSV
+        inside = path / RESULTS_CSV
         hint = f"; did you mean {inside}?" if inside.is_file() else ""
         raise PlotError(f"{path} is a folder, not a results CSV file{hint}")
     if not path.is_file():
@@ -106,27 +106,14 @@ def left_out(res: Results) -> pd.Series:
     return status.where(~completed, pd.Series(reason, index=rows.index))
 
 
-def has_repeats(trials: pd.DataFrame, axes: list[str]) -> bool:
-    """Whether some grid point ran more than once: the search's rule (a `repeat` column
-    with several values), or, in a CSV from before that column, equal settings run with
-    several seeds. Equal settings without a seed to tell them apart stay separate trials."""
-    if results.has_repeats(trials):
-        return True
-    if "seed" not in trials:
-        return False
-    if not axes:
-        return trials["seed"].nunique() > 1
-    return bool((trials.groupby(axes, observed=True)["seed"].nunique() > 1).any())
-
-
 def summarize_points(trials: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
     """One row per grid point (combination of the varying `axes`) from its completed runs:
     the metric's mean (in the metric's own column), STD (NaN for a single run), N, RUNS (the
     runs' values) and the trial_id of its first run. The charts' counterpart of
-    mnist_zoo.results.summarize (which the tests check it against): it keeps the settings as
+    mnist_zoo.search.table.summarize (which the tests check it against): it keeps the settings as
     ordered labels and the runs' values for the noise test."""
     keys = list(axes) if axes else np.zeros(len(trials), dtype=int)
-    grouped = trials.groupby(keys, observed=True, sort=True)
+    grouped = point_groups(trials, keys, sort=True)
     points = grouped.agg(**{metric: (metric, "mean"), STD: (metric, "std"),
                             N: (metric, "count"), "trial_id": ("trial_id", "first")})
     points[RUNS] = grouped[metric].agg(lambda values: values.to_numpy(dtype=float))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_zoo import grid
+from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._data import N, STD, Results
 from mnist_zoo.plot._interactions import interaction_ranking
@@ -68,7 +68,7 @@ def write_report(res: Results, charts: list[style.Chart], out: Path,
         parts += ["<h2>Charts not drawn</h2>", "<ul>",
                   *[f"<li>{html.escape(note)}</li>" for note in not_drawn], "</ul>"]
     if len(excluded):
-        repeat = (grid.REPEAT_AXIS,) if res.repeats else ()
+        repeat = (REPEAT_AXIS,) if res.repeats else ()
         shown = [c for c in ("trial_id", *AXES, *repeat, LEFT_OUT_BECAUSE, "error")
                  if c in excluded]
         parts += ["<h2>Trials left out of the charts</h2>",

@@ -35,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from mnist_zoo.errors import SettingsError
+
 # Layers that act element- or channel-wise, so one call serves all members at once.
 _SHARED_LAYER_TYPES = (layers.Activation, layers.LeakyReLU, layers.Dropout,
                        layers.AveragePooling2D, layers.MaxPooling2D)
@@ -149,7 +151,7 @@ def member_conv_form() -> str:
     chosen = os.environ.get("MNIST_ZOO_CONV_FORM")
     if chosen:
         if chosen not in MEMBER_CONVOLUTIONS:
-            raise ValueError(f"MNIST_ZOO_CONV_FORM={chosen!r} is not one of "
+            raise SettingsError(f"MNIST_ZOO_CONV_FORM={chosen!r} is not one of "
                              f"{', '.join(MEMBER_CONVOLUTIONS)}; unset it to let the "
                              "package choose")
         return chosen

@@ -5,7 +5,8 @@
 `LoadedModel`: call it on (N, 28, 28, 1) float32 images to get class probabilities.
 It also takes a zoo name with shipped pretrained weights, "model:dataset" such as
 "lenet5:mnist" or "cnn3:fashion_mnist" (`python -m mnist_zoo.evaluate lenet5:mnist`).
-`mnist_zoo.evaluate` and `mnist_zoo.predict` both load models through it.
+`mnist_zoo.evaluate` and `mnist_zoo.predict` both load models through it. Keras and
+TensorFlow are imported only when a model is loaded.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from typing import Callable
 
 import numpy as np
 
+from mnist_zoo.errors import ModelError, SettingsError
+
 KERAS_SUFFIXES = (".keras", ".h5")
 # "model:dataset", the name of a zoo model with shipped weights, e.g. "lenet5:mnist".
 ZOO_NAME = re.compile(r"([a-z][a-z0-9_]*):([a-z][a-z0-9_]*)")
-
-
-class ModelError(RuntimeError):
-    """Raised when a path holds no model that can be loaded."""
 
 
 @dataclasses.dataclass
@@ -123,13 +122,12 @@ def pretrained_name(path: str | Path) -> tuple[str, str] | None:
 
 def load_pretrained(model: str, dataset: str) -> LoadedModel:
     """A zoo model with its shipped weights, or a one-line ModelError listing what exists."""
-    from mnist_zoo.models import build_model
-    from mnist_zoo.pretrained import get_weights
+    from mnist_zoo.models import build_model, pretrained
 
     try:
-        path, sidecar = get_weights(model, dataset)
+        path, sidecar = pretrained.get_weights(model, dataset)
         net = build_model(model, weights=dataset, compile=False)
-    except ValueError as err:
+    except SettingsError as err:
         raise ModelError(str(err)) from None
     return LoadedModel(path, "pretrained", lambda x: net.predict_on_batch(x),
                        f"{model}_{dataset}", sidecar.get("dataset", dataset))

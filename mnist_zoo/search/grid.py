@@ -1,10 +1,11 @@
-"""The search's vocabulary: axes, their defaults and allowed values, and grid files.
+"""Grid files: where they are, what values each axis allows, and the grid's points.
 
-A grid is a TOML file (search/*.toml): an [axes] table of lists, one trial per
-combination, and an optional [settings] table. This module reads and checks grid
-files and enumerates their points; it imports no TensorFlow, so plot, bench and
-tests can share it. (Checking a `model` value looks up the model registry, which
-imports Keras, only when a grid names models.)
+A grid is a TOML file (search/*.toml at the top of the checkout, installed to
+share/mnist_zoo/search): an [axes] table of lists, one trial per combination, and an
+optional [settings] table. This module reads and checks grid files and enumerates their
+points and the keys that name them; the axes themselves are named in mnist_zoo.axes. It
+imports no TensorFlow, so plot, bench and tests can share it. (Checking a `model` value
+looks up the model registry, which imports Keras, only when a grid names models.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import math
 import sys
 from pathlib import Path
 
+from mnist_zoo.axes import AXES, CORE_AXES, FLOAT_AXES, MEMBER_AXES, REPEAT_AXIS
+from mnist_zoo.errors import GridError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -23,31 +27,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 GRID_DIRS = [
     Path.cwd() / "search",
-    Path(__file__).resolve().parent.parent / "search",  # a source checkout / editable install
+    Path(__file__).resolve().parents[2] / "search",  # a source checkout / editable install
     Path(sys.prefix) / "share" / "mnist_zoo" / "search",  # installed by setup.cfg data_files
 ]
-# Every trial has these axes, in this order, with these defaults where a grid leaves one
-# out; they are also train's defaults.
-CORE_AXES = {"model": "lenet5", "activation": "relu", "learning_rate": 0.001,
-             "optimizer": "adam", "batch_size": 64, "epochs": 3}
-# Axes a grid may add; a trial without one uses the builder's or train's default.
-EXTRA_AXES = ("momentum", "dropout", "pooling", "augment", "lr_schedule")
-AXES = (*CORE_AXES, *EXTRA_AXES)
-# Axes that change each model on its own, not the batches it sees: trials that differ in
-# these alone (and in their repeat) are trained as one fused graph. (mnist_zoo.fused can
-# also fuse members with other activations, but measured slower: 62 s CPU for 27 LeNet-5s
-# against 33 s as three groups of 9, docs/benchmarks.md; so activation is not one of them.)
-MEMBER_AXES = ("learning_rate", "optimizer", "momentum", "lr_schedule")
 SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
-# With repeats = N every grid point runs N times, with seeds seed .. seed + N - 1: an axis
-# of its own, added last so a point's repeats are neighbours (GridSearch varies the last
-# axis fastest). Repeats share their batches and differ in their initial weights.
-REPEAT_AXIS = "repeat"
-FLOAT_AXES = ("learning_rate", "momentum", "dropout")
-
-
-class GridError(ValueError):
-    """A grid file that cannot be run; the message names the file, key and allowed values."""
 
 
 # --------------------------------------------------------------------------- value checks
@@ -211,9 +194,14 @@ def with_repeats(axes: dict, repeats: int) -> dict:
     return {**axes, REPEAT_AXIS: list(range(repeats))} if repeats > 1 else axes
 
 
+def repeat_of(values: dict) -> int:
+    """Which repeat of its grid point a trial is (0 without repeats)."""
+    return values.get(REPEAT_AXIS, 0)
+
+
 def batches_key(values: dict) -> str:
     """Trials with equal keys differ only in optimizer settings or repeat: they see the
-    same batches, so the search can train them together (mnist_zoo.fused)."""
+    same batches, so the search can train them together (mnist_zoo.train.fused)."""
     shared = {k: v for k, v in values.items() if k not in (*MEMBER_AXES, REPEAT_AXIS)}
     return _digest(shared)
 

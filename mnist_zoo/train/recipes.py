@@ -3,7 +3,7 @@
 They live in recipes.toml beside this file (shipped with the package), one table per
 model and dataset, named "model/dataset":
 
-    >>> from mnist_zoo.recipes import get_recipe, list_recipes
+    >>> from mnist_zoo.train.recipes import get_recipe, list_recipes
     >>> list_recipes()[:2]
     ['cnn3/fashion_mnist', 'cnn3/mnist']
     >>> get_recipe("lenet5/mnist")["epochs"]
@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from mnist_zoo.errors import RecipeError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -27,10 +29,6 @@ RECIPES_FILE = Path(__file__).with_name("recipes.toml")
 # Recipe keys that are train() arguments; anything else in the file is a typo.
 FIELDS = ("activation", "optimizer", "learning_rate", "momentum", "lr_schedule", "batch_size",
           "epochs", "augment", "dropout", "pooling")
-
-
-class RecipeError(ValueError):
-    """An unknown recipe name or a malformed recipe."""
 
 
 @functools.lru_cache(maxsize=None)

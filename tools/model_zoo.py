@@ -1,13 +1,15 @@
 """Train the reference recipes over seeds and write the model card's figures.
 
-    python bench/model_zoo.py run lenet5/mnist mlp_bp/mnist --seeds 0 1 2
-    python bench/model_zoo.py run lenet5/mnist --seeds 0 --augment none   # the "without" run
-    python bench/model_zoo.py card                                         # docs/model_zoo.md
+    python tools/model_zoo.py run lenet5/mnist mlp_bp/mnist --seeds 0 1 2
+    python tools/model_zoo.py run lenet5/mnist --seeds 0 --augment none   # the "without" run
+    python tools/model_zoo.py card                                         # docs/model_zoo.md
+    python tools/model_zoo.py ship lenet5/mnist                            # weights again
 
 `run` trains each recipe x seed through mnist_zoo.train.train() and appends one row per
 run to docs/model_zoo_runs.csv (a run already in the CSV is skipped, so an interrupted
 bench resumes). The seed-0 run of a recipe of SHIP_MODELS also writes the package's
-pretrained weights (mnist_zoo/weights/). `card` rewrites the tables of docs/model_zoo.md
+pretrained weights (mnist_zoo/models/weights/, through `save_weights` here: the
+package itself only reads them). `card` rewrites the tables of docs/model_zoo.md
 between their markers from the CSV alone: every figure in the card is a measured one.
 """
 
@@ -51,8 +53,7 @@ def append_run(row: dict, path: Path = RUNS_CSV) -> None:
 
 # --------------------------------------------------------------------------- training
 def run_one(recipe: str, seed: int, augment: str | None, out: Path, mnist_dir: Path) -> dict:
-    from mnist_zoo import pretrained
-    from mnist_zoo.recipes import recipe_settings
+    from mnist_zoo.train.recipes import recipe_settings
     from mnist_zoo.train import train
 
     settings = recipe_settings(recipe)
@@ -67,7 +68,7 @@ def run_one(recipe: str, seed: int, augment: str | None, out: Path, mnist_dir: P
     metrics = result.metrics
     weights_file = ""
     if variant == "recipe" and seed == SHIP_SEED and settings["model"] in SHIP_MODELS:
-        path = pretrained.save_weights(result.model, model=settings["model"],
+        path = save_weights(result.model, model=settings["model"],
                                        dataset=settings["dataset"], recipe=recipe, seed=seed,
                                        settings=settings, metrics=metrics)
         weights_file = path.name
@@ -84,12 +85,38 @@ def run_one(recipe: str, seed: int, augment: str | None, out: Path, mnist_dir: P
     }
 
 
+def save_weights(net, *, model: str, dataset: str, recipe: str, seed: int, settings: dict,
+                 metrics: dict) -> Path:
+    """Write `net`'s weights and their sidecar into the package; the stated accuracy is
+    `metrics`' test score."""
+    from mnist_zoo.models import build_model
+    from mnist_zoo.models.pretrained import ARCHITECTURE, WEIGHTS_DIR, sidecar_path, weights_path
+
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = weights_path(model, dataset)
+    architecture = {key: settings[key] for key in ARCHITECTURE if key in settings}
+    # A compiled model's save_weights also writes the optimizer's state (Adam: two more
+    # copies of every weight), and keras.models.clone_model compiles its clone alike; an
+    # uncompiled twin writes the weights alone, a third of the size.
+    bare = build_model(model, compile=False, **architecture)
+    bare.set_weights(net.get_weights())
+    bare.save_weights(path)
+    entry = {
+        "model": model, "dataset": dataset, "recipe": recipe, "seed": seed,
+        "settings": architecture,
+        "test_accuracy": metrics["test"]["accuracy"],
+        "val_accuracy": metrics["val"]["accuracy"] if metrics.get("val") else None,
+        "params": metrics["params"], "bytes": path.stat().st_size,
+    }
+    sidecar_path(model, dataset).write_text(json.dumps(entry, indent=2) + "\n")
+    return path
+
+
 def ship(recipes: list[str], out: Path) -> None:
     """Write the package weights again from the seed-0 runs' model.keras in `out`."""
     import keras
 
-    from mnist_zoo import pretrained
-    from mnist_zoo.recipes import recipe_settings
+    from mnist_zoo.train.recipes import recipe_settings
 
     for recipe in recipes:
         settings = recipe_settings(recipe)
@@ -99,7 +126,7 @@ def ship(recipes: list[str], out: Path) -> None:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert f"{metrics['test']['accuracy']:.4f}" == row["test_accuracy"], run_dir
         net = keras.models.load_model(run_dir / "model.keras", compile=False)
-        path = pretrained.save_weights(net, model=settings["model"], dataset=settings["dataset"],
+        path = save_weights(net, model=settings["model"], dataset=settings["dataset"],
                                        recipe=recipe, seed=SHIP_SEED, settings=settings,
                                        metrics=metrics)
         print(f"{path}: {path.stat().st_size} bytes")
@@ -130,7 +157,7 @@ def _mean_std(values: list[float]) -> str:
 
 def results_table(runs: list[dict]) -> str:
     """One row per recipe: test (and val) accuracy over its seeds, size, speed, command."""
-    from mnist_zoo.pretrained import WEIGHTS_DIR
+    from mnist_zoo.models.pretrained import WEIGHTS_DIR
 
     lines = ["| model | dataset | test accuracy % (mean ± std) | n (seeds) | val accuracy % "
              "| parameters | s/epoch (2 cores) | weights file | command |",

@@ -1,0 +1,25 @@
+"""File rules that train, the search and plot share: a path named by a record or an
+option stays inside its folder, and a file is replaced atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def inside(folder: Path, relative) -> Path | None:
+    """folder/relative resolved, if it stays inside folder (or is folder itself); None for
+    anything that leads elsewhere ("../x", "/tmp/x") or is not a non-empty string. A
+    record's path or a --name may not point outside the folder it belongs to."""
+    if not relative or not isinstance(relative, str):
+        return None
+    path = (Path(folder) / relative).resolve()
+    return path if path.is_relative_to(Path(folder).resolve()) else None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it:
+    a killed process or a concurrent worker must not leave a torn result."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,198 @@
+"""Grid search over zoo models with keras-tuner.
+
+    python -m mnist_zoo.search --grid full              # the 81-trial lab grid
+    python -m mnist_zoo.search --grid my_grid.toml --data-dir DIR
+
+Grids are TOML files (search/*.toml): an [axes] table of lists, one trial per
+combination, and an optional [settings] table (subset, validation_size, seed).
+keras-tuner's grid oracle enumerates the grid; each finished trial is written to
+<out>/tuner/<grid>/trial_*/result.json (its model and history.csv under runs/) and
+the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
+only in optimizer settings are trained together as one wide graph (mnist_zoo.train.fused;
+--no-fuse trains them one by one). Rerunning the same command resumes: only the
+trials not yet finished are run. --overwrite starts afresh. The same resuming lets a
+training process whose memory has grown past --max-memory-growth (TensorFlow keeps a
+little of every model built) replace itself with a fresh one mid-search.
+
+Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
+    python -m mnist_zoo.search --grid full --chief  &         # the oracle
+    python -m mnist_zoo.search --grid full --worker 0 &       # as many as you like
+    python -m mnist_zoo.search --grid full --worker 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.cli import command, non_negative_int, positive_int
+from mnist_zoo.search.api import search
+from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
+from mnist_zoo.search.processes import (drop_options, resolve_jobs, run_local_jobs,
+                                        stop_search)
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: "--ov" must not mean --overwrite, and the options a restarted
+    # process or a worker must not get can then be dropped from argv by their full names.
+    parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--grid", default="smoke",
+                        help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
+    data_lib.add_data_arguments(parser)
+    parser.add_argument("--out", default="results", help="results folder (default: results/)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="override the grid's epochs")
+    parser.add_argument("--subset", type=positive_int, default=None,
+                        help="train on this many training images (overrides the grid's)")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for data split and weights")
+    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
+                        help="run every grid point N times with seeds SEED .. SEED+N-1 (the "
+                             "same batches, other initial weights); experiment_summary.csv "
+                             "then has mean, std, min, max and n per point")
+    parser.add_argument("--objective", default="val_accuracy",
+                        choices=["val_accuracy", "val_loss", "accuracy", "loss",
+                                 "test_accuracy", "test_loss"],
+                        help="what ranks the trials")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard earlier results of this grid and start afresh")
+    parser.add_argument("--export-top", type=non_negative_int, default=3, metavar="K",
+                        help="export the best K models as SavedModel and .keras (default 3)")
+    parser.add_argument("--top", type=non_negative_int, default=3, help="rows of the best-trials table")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="train one trial at a time instead of fusing trials that differ "
+                             "only in optimizer settings (slower, same results)")
+    parser.add_argument("--jobs", type=jobs_count, default="auto",
+                        help="training processes on this machine (keras-tuner's distributed "
+                             "mode on 127.0.0.1): 'auto' (default) one per core; 1 trains in "
+                             "this process")
+    parser.add_argument("--split-groups", type=positive_int, default=None, metavar="N",
+                        help="cut every group of trials trained together into N parts "
+                             "(default 1: narrower groups train slower per trial; the groups "
+                             "left over at the grid's end are cut one part per job anyway)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="TensorFlow intra-op threads per process (default: TensorFlow's "
+                             "choice; with several jobs: cores / jobs)")
+    parser.add_argument("--max-memory-growth", type=_percent, default=3.0, metavar="PCT",
+                        help="restart a training process (the search resumes where it was) "
+                             "once its memory has grown PCT %% since its first trial: "
+                             "TensorFlow keeps a few MiB of every model built (default 3; "
+                             "0 turns it off)")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="do not log trials for TensorBoard (by default: "
+                             "tensorboard --logdir OUT/tuner/GRID/tensorboard shows the grid "
+                             "in its HParams dashboard)")
+    parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
+    _add_distributed_arguments(parser)
+    return parser
+
+
+def _add_distributed_arguments(parser) -> None:
+    dist = parser.add_argument_group("distributed (keras-tuner chief/worker)")
+    role = dist.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true", help="run the oracle that hands out trials")
+    role.add_argument("--worker", metavar="ID", default=None,
+                      help="run trials for the chief; ID unique per worker")
+    dist.add_argument("--oracle", default="127.0.0.1:8000", metavar="HOST:PORT",
+                      help="the chief's address (default 127.0.0.1:8000)")
+    dist.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                      help="how many workers share the grid (give every worker the same N; "
+                           "--jobs sets it): the groups left over at the grid's end are cut "
+                           "into N parts so that no worker idles while another trains the "
+                           "last group")
+
+
+def jobs_count(text: str) -> str | int:
+    return text if text == "auto" else positive_int(text)
+
+
+def list_grids() -> None:
+    for name, path in builtin_grids().items():
+        spec = load_grid(str(path))
+        print(f"{name:8s} {grid_size(spec['axes']):4d} trials  {spec['description']}")
+
+
+@command
+def main(argv=None, restartable: bool = False) -> int:
+    """The command line; restartable=True (python -m) lets a process whose memory grew
+    past --max-memory-growth replace itself with a fresh one (os.execv, same PID). A
+    ZooError (a bad grid, folder or data) ends it with `error:` and status 2 (@command)."""
+    args = build_parser().parse_args(argv)
+    if args.list_grids:
+        list_grids()
+        return 0
+    role = "chief" if args.chief else ("worker" if args.worker is not None else None)
+    try:
+        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
+                                                None if args.overwrite else args.out)
+        if args.jobs > 1:
+            return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+        return run_here(args, role, restartable)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+def run_here(args, role: str | None, restartable: bool) -> int:
+    """Train (or serve trials, as the chief) in this process."""
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if role:
+        host, _, port = args.oracle.rpartition(":")
+        if role == "chief" and host not in LOOPBACK_HOSTS:
+            # keras-tuner's gRPC channel has no authentication or encryption.
+            print(f"warning: the chief serves trials to anyone who reaches {args.oracle}; "
+                  "use it on a trusted network only, or bind 127.0.0.1 and reach it through "
+                  "an SSH tunnel (README: Distributed search)", file=sys.stderr)
+        os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
+                           "KERASTUNER_TUNER_ID": "chief" if role == "chief"
+                           else f"tuner{args.worker}"})
+    # Imported here: they load TensorFlow, which --help and a bad grid need not wait for.
+    from mnist_zoo.search.failures import (EnvironmentFailure, chief_unreachable,
+                                           describe_failure, search_failure)
+    from mnist_zoo.search.memory import MemoryRestart
+
+    try:
+        search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
+               epochs=args.epochs, subset=args.subset, seed=args.seed, objective=args.objective,
+               overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
+               role=role, fuse=not args.no_fuse, repeats=args.repeats,
+               tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
+               workers=args.workers,
+               max_memory_growth=args.max_memory_growth / 100 if restartable else None)
+    except MemoryRestart as restart:
+        print(f"{restart}: restarting this process to give it back; the search resumes",
+              flush=True)
+        sys.stderr.flush()
+        again = drop_options(sys.argv[1:], ["--overwrite"])  # keep what is done
+        os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
+    except EnvironmentFailure as err:
+        return stop_search(str(err))
+    except OSError as err:  # keras-tuner's own state files, outside any trial
+        return stop_search(describe_failure(err, Path(args.out)))
+    except Exception as err:
+        if role == "worker" and chief_unreachable(err):
+            print(f"worker {args.worker}: no chief at {args.oracle} (the grid is finished, or "
+                  "the chief stopped); finished trials are saved", file=sys.stderr)
+            return 3
+        message = search_failure(err, Path(args.out), args.grid)
+        if message is None:
+            raise
+        return stop_search(message)
+    return 0

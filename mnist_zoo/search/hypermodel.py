@@ -1,0 +1,38 @@
+"""The HyperModel: builds a registry model from a trial's values."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import keras_tuner as kt
+
+from mnist_zoo.models import build_model, model_settings
+from mnist_zoo.train.fit import STEPS_PER_EXECUTION
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Builds and compiles the trial's model.
+
+    train_size (set once the data is loaded) lets a decaying learning rate span
+    exactly the trial's epochs * steps per epoch.
+    """
+
+    train_size: int | None = None
+
+    def build(self, hp):
+        return self.build_values(hp.values)
+
+    def build_values(self, values: dict) -> keras.Model:
+        decay_steps = 1000
+        if self.train_size:
+            decay_steps = math.ceil(self.train_size / values["batch_size"]) * values["epochs"]
+        accepted = model_settings(values["model"])
+        extras = {key: values[key] for key in ("activation", "dropout", "pooling")
+                  if key in values and key in accepted}
+        return build_model(values["model"], optimizer=values["optimizer"],
+                           learning_rate=values["learning_rate"],
+                           momentum=values.get("momentum", 0.0),
+                           lr_schedule=values.get("lr_schedule", "constant"),
+                           decay_steps=decay_steps,
+                           steps_per_execution=STEPS_PER_EXECUTION, **extras)

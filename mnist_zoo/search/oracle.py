@@ -1,0 +1,61 @@
+"""The Oracle: hands out the grid's points in the grid file's order, resumably.
+
+keras-tuner's GridSearchOracle (1.4.8) keeps its walk through the grid in memory only:
+after a reload it fails with KeyError on the interrupted trial. Here the next point is
+simply the first one no trial has taken yet, which the reloaded trial files tell.
+"""
+
+from __future__ import annotations
+
+import keras_tuner as kt
+
+from mnist_zoo.search import _keras_tuner
+from mnist_zoo.search._keras_tuner import TrialStatus
+from mnist_zoo.search.results import read_result
+
+
+def make_hyperparameters(axes: dict) -> kt.HyperParameters:
+    """Register every axis up front (default = first value), so that trial 1 has them all."""
+    hp = kt.HyperParameters()
+    for axis, values in axes.items():
+        hp.Choice(axis, values, default=values[0])
+    return hp
+
+
+class ResumableGridOracle(kt.Oracle):
+    """Hands out `points` (dicts of axis values) in order; see the module's docstring."""
+
+    def __init__(self, points: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.points = points
+
+    def reload(self):
+        """Reload, and hand out again every trial that failed or left no readable result:
+        a rerun after fixing the cause (data, disk) retries them, keeping the others.
+        keras-tuner queues the trials that were running when the search stopped; a
+        failed result.json of theirs goes too, or the rerun would take it for done."""
+        super().reload()
+        unfinished = [trial_id for trial_id in sorted(self.trials)
+                      if not self._has_result(trial_id)]
+        if unfinished:
+            print(f"retrying {len(unfinished)} trial(s) that failed or left no result: "
+                  f"{', '.join(unfinished)}", flush=True)
+        _keras_tuner.retry_later(self, unfinished)
+
+    def _has_result(self, trial_id: str) -> bool:
+        path = _keras_tuner.trial_dir(self, trial_id) / "result.json"
+        row = read_result(path)
+        if row is None or row["status"] == "failed":
+            path.unlink(missing_ok=True)  # damaged or failed: its rerun writes a new one
+            return False
+        return True
+
+    def populate_space(self, trial_id):
+        taken = {_keras_tuner.values_hash(self, t.hyperparameters.values)
+                 for t in self.trials.values()}
+        for values in self.points:
+            if _keras_tuner.values_hash(self, values) not in taken:
+                return {"status": TrialStatus.RUNNING, "values": values}
+        # IDLE: other workers' trials are still running; STOPPED: the grid is done.
+        return {"status": TrialStatus.IDLE if self.ongoing_trials else TrialStatus.STOPPED,
+                "values": None}

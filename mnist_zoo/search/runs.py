@@ -1,0 +1,85 @@
+"""Run folders and the row format: <project>/runs/<values key>/ holds one grid point's
+trained run (history.csv, model.keras, run.json, written last); a lock file per group
+keeps two processes from training the same group.
+
+A run is the training; a trial is keras-tuner's bookkeeping of one point. A fused group
+trains many runs at once, and each of their trials then finds its run done and copies
+run.json into its row (mnist_zoo.search.tuner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from mnist_zoo.files import atomic_write_text
+from mnist_zoo.search.grid import values_key
+from mnist_zoo.train.fit import Fit
+
+
+class RunFolders:
+    """The run folders of a project; paths in a row are relative to results_folder
+    (the folder of experiment_results.csv)."""
+
+    def __init__(self, project_dir: Path, results_folder: Path):
+        self.root, self.results_folder = Path(project_dir) / "runs", results_folder
+
+    def run_dir(self, values: dict) -> Path:
+        return self.root / values_key(values)
+
+    def is_done(self, values: dict) -> bool:
+        return (self.run_dir(values) / "run.json").exists()
+
+    def read(self, values: dict) -> dict:
+        return json.loads((self.run_dir(values) / "run.json").read_text())
+
+    @contextlib.contextmanager
+    def lock(self, group: list[dict], wait: bool):
+        """Hold the lock of a group's run folders; yields False when another process
+        holds it and wait is False."""
+        lock_path = self.root / f"{values_key(group[0])}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
+    def save(self, values: dict, fit: Fit, *, group_size: int, dataset: str, seed: int) -> None:
+        """Write one trained run; run.json last, atomically: its presence marks it done."""
+        run_dir = self.run_dir(values)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(fit.history).rename_axis("epoch").to_csv(run_dir / "history.csv")
+        if not fit.diverged:
+            fit.model.save(run_dir / "model.keras")
+        row = self.run_row(fit, group_size, dataset, seed, run_dir)
+        atomic_write_text(run_dir / "run.json", json.dumps(row, indent=1))
+
+    def run_row(self, fit: Fit, group_size: int, dataset: str, seed: int,
+                run_dir: Path) -> dict:
+        """The run's columns of experiment_results.csv (the trial adds its id and values)."""
+        last = {key: float(series[-1]) for key, series in fit.history.items()}
+        relative = lambda name: str((run_dir / name).relative_to(self.results_folder))  # noqa: E731
+        scored = not fit.diverged
+        return {
+            # train_* are the last epoch's running figures, as Keras reports them.
+            "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),
+            "val_loss": last.get("val_loss", math.nan),
+            "val_accuracy": last.get("val_accuracy", math.nan),
+            "test_loss": float(fit.test["loss"]) if scored else math.nan,
+            "test_accuracy": float(fit.test["accuracy"]) if scored else math.nan,
+            "epochs_run": fit.epochs_run, "params": fit.model.count_params(),
+            "status": "completed" if scored else "diverged", "error": "",
+            # A fused group's wall time is shared out evenly among its trials.
+            "seconds": round(fit.seconds, 2), "trained_with": group_size,
+            "dataset": dataset, "seed": seed,
+            "history_path": relative("history.csv"),
+            "model_path": relative("model.keras") if scored else "",
+        }

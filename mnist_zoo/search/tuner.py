@@ -1,0 +1,125 @@
+"""The Tuner: loops over the oracle's trials; each trial's row comes from its run.
+
+`ZooTuner` builds its oracle (mnist_zoo.search.oracle) and hands the work to its parts:
+`run_trial` asks the GroupTrainer (trainer.py) for the point's run, which trains the
+point's whole group when it has to (grouping.py, runs.py), and records the trial's row
+(results.py); `on_trial_end` lets the memory watch (memory.py) restart a process that
+has grown. A trial's own failure becomes a failed row and the grid goes on; an
+environment failure stops the search (failures.py).
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import keras_tuner as kt
+import tensorflow as tf
+
+from mnist_zoo import data as data_lib
+from mnist_zoo.errors import first_line
+from mnist_zoo.search import _keras_tuner
+from mnist_zoo.search.board import BoardLog
+from mnist_zoo.search.failures import (ENVIRONMENT_ERRORS, TRIAL_ERROR_FILE,
+                                       EnvironmentFailure, describe_failure)
+from mnist_zoo.search.grid import REPEAT_AXIS, grid_points, repeat_of
+from mnist_zoo.search.grouping import Grouping
+from mnist_zoo.search.hypermodel import ZooHyperModel
+from mnist_zoo.search.memory import MemoryWatch
+from mnist_zoo.search.oracle import ResumableGridOracle, make_hyperparameters
+from mnist_zoo.search.results import (objective_values, progress_line, read_result,
+                                      write_results_csv)
+from mnist_zoo.search.runs import RunFolders
+from mnist_zoo.search.trainer import GroupTrainer
+
+# Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
+tf.get_logger().setLevel("ERROR")
+_keras_tuner.quiet_failed_trials()
+
+
+class ZooTuner(kt.Tuner):
+    """A grid tuner whose trials train with their own batch size and epochs, fused with
+    the points that share their batches when `fuse` is on; one bad trial never stops
+    the grid."""
+
+    def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
+                 fuse: bool = True, max_memory_growth: float | None = None,
+                 tensorboard: bool = True, split_groups: int = 1, workers: int = 1,
+                 **kwargs):
+        self.points = grid_points(axes)
+        self.total_trials = len(self.points)
+        oracle = ResumableGridOracle(
+            self.points, objective=objective, seed=seed,
+            hyperparameters=make_hyperparameters(axes),
+            # A failed trial is recorded and the grid goes on; only an unbroken run
+            # of failures (a broken setup rather than a bad setting) stops it.
+            max_consecutive_failed_trials=max(3, min(10, self.total_trials)))
+        super().__init__(oracle, ZooHyperModel(), **kwargs)
+        # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
+        _keras_tuner.pause_when_idle(self.oracle)
+        self.results_csv, self.seed = results_csv, seed
+        grouping = Grouping(self.points, fuse=fuse, split_groups=split_groups, workers=workers)
+        self.runs = RunFolders(Path(self.project_dir), results_csv.parent)
+        self.trainer = GroupTrainer(self.points, self.runs, grouping, self.hypermodel, seed)
+        self.board = (BoardLog(Path(self.project_dir) / "tensorboard", list(axes),
+                               results_csv.parent) if tensorboard else None)
+        self.memory = MemoryWatch(max_memory_growth)
+        self.session_seconds: list[float] = []
+        self.trials_done = 0
+
+    @property
+    def board_seconds(self) -> float:
+        """What writing for TensorBoard has cost this process."""
+        return self.board.seconds if self.board else 0.0
+
+    def search(self, *fit_args, **fit_kwargs):
+        if _keras_tuner.is_chief():  # keras-tuner's chief, with a faster exit
+            self.oracle.verbose = fit_kwargs.get("verbose", 1)
+            self.save()
+            _keras_tuner.serve_trials(self.oracle)
+            return
+        super().search(*fit_args, **fit_kwargs)
+
+    def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
+        values = dict(trial.hyperparameters.values)
+        try:
+            return self._run_and_record(trial, values, data, fit_verbose)
+        except ENVIRONMENT_ERRORS as err:  # see mnist_zoo.search.failures
+            what = f"{values['model']} (batch size {values['batch_size']})"
+            raise EnvironmentFailure(describe_failure(err, self.results_csv.parent,
+                                                      what)) from err
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle hears of the trial first: nothing is lost
+        if self.trainer.trained_here and self.trials_done < self.total_trials:
+            self.memory.check(self.trainer.work_left)
+
+    def _run_and_record(self, trial, values: dict, data, fit_verbose: int) -> dict:
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        recorded = read_result(trial_dir / "result.json")
+        if recorded is not None and recorded["status"] != "failed" and all(
+                recorded.get(axis) == value for axis, value in values.items()):
+            return objective_values(recorded)  # finished before a kill; the oracle never heard
+        (trial_dir / TRIAL_ERROR_FILE).unlink(missing_ok=True)
+        row = {"trial_id": trial.trial_id, **values, REPEAT_AXIS: repeat_of(values)}
+        try:
+            row.update(self.trainer.run_of(values, data, fit_verbose))
+        except (EnvironmentFailure, *ENVIRONMENT_ERRORS):
+            raise
+        except Exception as err:  # the trial's own: record it, and the grid goes on
+            (trial_dir / TRIAL_ERROR_FILE).write_text(traceback.format_exc())
+            row.update({"status": "failed", "error": first_line(err), "seconds": 0.0,
+                        "dataset": data.name, "seed": self.seed + repeat_of(values)})
+            self._record(row, trial_dir)
+            raise kt.errors.FailedTrialError(row["error"]) from err
+        self._record(row, trial_dir)
+        return objective_values(row)
+
+    def _record(self, row: dict, trial_dir: Path) -> None:
+        table = write_results_csv(Path(self.project_dir), self.results_csv, row, trial_dir)
+        if self.board:
+            self.board.log(row)
+        self.trials_done = len(table)
+        self.session_seconds.append(row["seconds"])
+        print(progress_line(row, len(table), self.total_trials, self.session_seconds),
+              flush=True)
