@@ -1,4 +1,16 @@
-"""mnist_zoo: a Keras model zoo for handwritten digits with a keras-tuner grid search."""
+"""mnist_zoo: a Keras model zoo for handwritten digits with a keras-tuner grid search.
+
+Three layers, each importing only from those before it:
+
+    the zoo      data.py, axes.py, models/ (registry, builders, pretrained weights, loading),
+                 train/ (fit_models, fused training, train(), recipes), scores.py
+    the search   search/ (python -m mnist_zoo.search; its __init__ has the map)
+    the reports  plot/, evaluate.py, predict.py
+
+errors.py holds ZooError, the base of every user-facing error, and cli.py the runner
+that turns it into one `error:` line. `from mnist_zoo import build_model` and friends
+load Keras on first use.
+"""
 
 import os
 import platform
