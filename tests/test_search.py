@@ -22,8 +22,6 @@ from mnist_zoo import search as search_lib
 from mnist_zoo.train import DIVERGED_LOSS
 from conftest import MNIST_8K2K
 
-# Every test here trains on (or starts a search over) the real digits.
-pytestmark = pytest.mark.usefixtures("mnist_8k2k")
 
 AXES = list(grid_lib.CORE_AXES)
 
@@ -48,7 +46,7 @@ def expected_values(grid: str) -> set:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, mnist_8k2k):
     out = tmp_path_factory.mktemp("smoke")
     result = run_search("--grid", "smoke", "--out", str(out), "--export-top", "2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,7 +95,7 @@ def test_rerun_of_a_finished_search_trains_nothing(smoke):
     assert len(pd.read_csv(out / "experiment_results.csv")) == 4
 
 
-def test_kill_9_then_resume_runs_every_trial_once(tmp_path):
+def test_kill_9_then_resume_runs_every_trial_once(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "resume.toml",
                       'model = ["mlp_bp"]\nactivation = ["relu", "tanh", "sigmoid"]\n'
                       'optimizer = ["adam", "sgd"]\nepochs = [3]\nbatch_size = [32]')
@@ -138,7 +136,7 @@ def _processes_naming(path: Path) -> list[int]:
     return found
 
 
-def test_diverging_trial_is_recorded_and_the_grid_goes_on(tmp_path):
+def test_diverging_trial_is_recorded_and_the_grid_goes_on(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "diverge.toml",
                       'model = ["mlp_bp"]\noptimizer = ["sgd"]\nlearning_rate = [1e12, 1e6, 0.1]\n'
                       "epochs = [2]", settings="subset = 2000")
@@ -175,8 +173,7 @@ def test_bad_grid_files_fail_before_training(case, tmp_path, capsys):
     with pytest.raises(grid_lib.GridError, match=f"{case}.toml: {message}"):
         grid_lib.load_grid(str(grid))
     capsys.readouterr()
-    code = search_lib.main(["--grid", str(grid), "--out", str(out), "--data-dir",
-                            str(MNIST_8K2K), "--jobs", "1"])
+    code = search_lib.main(["--grid", str(grid), "--out", str(out), "--jobs", "1"])
     error = capsys.readouterr().err
     assert code == 2 and re.search(f"^error: .*{case}.toml: {message}", error, re.MULTILINE)
     assert not out.exists()
@@ -206,7 +203,7 @@ def test_built_in_grids_have_the_promised_sizes():
     assert full["activation"] == ["tanh", "relu", "sigmoid"] and full["batch_size"] == [16, 32, 64]
 
 
-def test_resuming_with_a_changed_grid_is_refused(tmp_path):
+def test_resuming_with_a_changed_grid_is_refused(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "g.toml", 'model = ["mlp_bp"]\nepochs = [1]')
     search_lib.search(str(grid), data_dir=MNIST_8K2K, out=tmp_path, export_top=0, verbose=0)
     write_grid(grid, 'model = ["mlp_bp"]\nepochs = [2]')
@@ -223,7 +220,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_distributed_chief_and_two_workers_share_the_grid(tmp_path):
+def test_distributed_chief_and_two_workers_share_the_grid(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "dist.toml",
                       'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\n'
                       'optimizer = ["adam", "sgd"]\nepochs = [2]', settings="subset = 2000")
@@ -253,7 +250,7 @@ def test_distributed_chief_and_two_workers_share_the_grid(tmp_path):
     assert sorted(t["status"] for t in trial_files) == ["COMPLETED"] * 4
 
 
-def test_search_help_names_every_option():
+def test_search_help_names_every_option(mnist_8k2k):
     text = subprocess.run([sys.executable, "-m", "mnist_zoo.search", "--help"],
                           capture_output=True, text=True, timeout=120, env=os.environ).stdout
     for option in ("--grid", "--dataset", "--data-dir", "--out", "--epochs", "--subset", "--seed",
@@ -262,7 +259,7 @@ def test_search_help_names_every_option():
         assert option in text
 
 
-def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path):
+def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path, mnist_8k2k):
     out = tmp_path / "out"
     (out / "tuner" / "smoke").mkdir(parents=True)
     (out / "tuner" / "smoke" / "stale.txt").write_text("from an earlier search")
@@ -279,7 +276,7 @@ def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path):
         [f"top1_trial_{table.sort_values('val_accuracy').iloc[-1].trial_id}"]
 
 
-def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_path):
+def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_path, mnist_8k2k):
     # A tiny allowance makes a process restart after its second trial (every model
     # built adds some MiB) while trials are left; the restarted process must pick up
     # the remaining trials. Two repeats: 8 trials, so each of the two workers has some.

@@ -22,14 +22,12 @@ from mnist_zoo.search.grid import load_grid
 from mnist_zoo.search.results import export_top_models, print_top
 from conftest import MNIST_8K2K
 
-# Every test here trains on (or starts a search over) the real digits.
-pytestmark = pytest.mark.usefixtures("mnist_8k2k")
 
 MLP_GRID = 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\nepochs = [1]'
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(mnist_8k2k):
     from mnist_zoo.data import load_dataset
 
     return load_dataset("mnist", MNIST_8K2K, subset=600, validation_size=100)
@@ -141,7 +139,7 @@ def _environment_failures():
 
 @pytest.mark.parametrize("fault", ["out_of_memory", "kernel", "library", "disk_full"])
 def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_path, monkeypatch,
-                                                                   capsys):
+                                                                   capsys, mnist_8k2k):
     """Issue #17, item 4: not a failed row per trial and a traceback, but one line naming
     the cause and the fix; the trial is left unfinished, and a rerun trains it."""
     import mnist_zoo.search.trainer as trainer_lib
@@ -174,7 +172,7 @@ def test_an_environment_failure_stops_the_search_once_in_one_line(fault, tmp_pat
         assert len(table) == 2 and (table["status"] == "completed").all()
 
 
-def test_trial_after_trial_failing_ends_in_one_line(tmp_path, monkeypatch, capsys):
+def test_trial_after_trial_failing_ends_in_one_line(tmp_path, monkeypatch, capsys, mnist_8k2k):
     """keras-tuner stops a grid whose trials fail one after another (a cause the rule
     above missed) with a RuntimeError; here one line naming the last error, the rows kept."""
     import mnist_zoo.search.trainer as trainer_lib
@@ -372,7 +370,7 @@ def test_a_grid_file_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
     assert "latin1.toml: not UTF-8 text (byte 0xe9 at offset" in err and "save the grid" in err
 
 
-def test_resuming_on_other_data_is_refused(tmp_path, digits):
+def test_resuming_on_other_data_is_refused(tmp_path, digits, mnist_8k2k):
     from mnist_zoo.data import load_dataset
 
     grid, out = grid_file(tmp_path, "data"), tmp_path / "out"
@@ -558,7 +556,7 @@ if b"--worker" in _argv and _argv[_argv.index(b"--worker") + 1] == b"1":
 
 
 @pytest.mark.parametrize("worker, fault", [("0", "kill -9"), ("1", "kill -9"), ("1", "exit 1")])
-def test_a_dead_worker_stops_the_search_and_a_rerun_finishes_it(worker, fault, tmp_path):
+def test_a_dead_worker_stops_the_search_and_a_rerun_finishes_it(worker, fault, tmp_path, mnist_8k2k):
     """Issue #13, and #22 item 1 / #17 item 5: any worker, killed or exiting with an
     error, stops the search within seconds in one line (worker 1's death went unnoticed
     while worker 0 lived), and one rerun finishes the grid."""
@@ -612,7 +610,7 @@ def _read_only(folder: Path, writable: bool = False) -> None:
             pass
 
 
-def test_out_made_read_only_mid_search_stops_it_in_one_line(tmp_path):
+def test_out_made_read_only_mid_search_stops_it_in_one_line(tmp_path, mnist_8k2k):
     """Issue #22, item 5: 142 lines and 6 tracebacks, no summary line; now one line naming
     the folder, and the rerun after the fix finishes the grid."""
     import shlex
@@ -650,7 +648,7 @@ def test_out_made_read_only_mid_search_stops_it_in_one_line(tmp_path):
     assert len(table) == 4 and (table["status"] == "completed").all()
 
 
-def test_ctrl_c_on_jobs_prints_one_line_and_no_traceback(tmp_path):
+def test_ctrl_c_on_jobs_prints_one_line_and_no_traceback(tmp_path, mnist_8k2k):
     grid, out = grid_file(tmp_path, "ctrlc", JOBS_GRID), tmp_path / "out"
     parent = _start_jobs(grid, out)
     try:

@@ -15,13 +15,11 @@ from mnist_zoo import plot
 from mnist_zoo import search as search_lib
 from conftest import MNIST_8K2K
 
-# Every test here trains on (or starts a search over) the real digits.
-pytestmark = pytest.mark.usefixtures("mnist_8k2k")
 
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(mnist_8k2k):
     from mnist_zoo.data import load_dataset
 
     return load_dataset("mnist", MNIST_8K2K, subset=440, validation_size=40)
