@@ -283,7 +283,7 @@ def parse_augment(augment) -> tuple[str, ...]:
     unknown = [a for a in names if a not in AUGMENTATIONS]
     if unknown:
         raise SettingsError(f"unknown augmentation {unknown}; choose from "
-                         f"{', '.join(AUGMENTATIONS)}, 'all' or 'none'")
+                            f"{', '.join(AUGMENTATIONS)}, 'all' or 'none'")
     return names
 
 

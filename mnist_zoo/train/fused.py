@@ -152,8 +152,8 @@ def member_conv_form() -> str:
     if chosen:
         if chosen not in MEMBER_CONVOLUTIONS:
             raise SettingsError(f"MNIST_ZOO_CONV_FORM={chosen!r} is not one of "
-                             f"{', '.join(MEMBER_CONVOLUTIONS)}; unset it to let the "
-                             "package choose")
+                                f"{', '.join(MEMBER_CONVOLUTIONS)}; unset it to let the "
+                                "package choose")
         return chosen
     return "grouped" if grouped_gradients_work() else "per_member"
 

@@ -93,7 +93,7 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
     if holds_run(run_dir) and not resume:
         if not overwrite:
             raise SettingsError(f"{run_dir} already holds a run; pass --overwrite to replace it, "
-                             "--resume to continue it, or give another --name")
+                                "--resume to continue it, or give another --name")
         shutil.rmtree(run_dir)  # its old checkpoints must not seed a later --resume
     keras.utils.set_random_seed(seed)
     verbose = default_verbose() if verbose is None else verbose
@@ -156,7 +156,7 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
 
 
 def check_numbers(**values) -> None:
-    """What the command line's argument types check, for callers from Python: a ValueError
+    """What the command line's argument types check, for callers from Python: a SettingsError
     naming the setting (batch_size=0 would divide by zero, epochs=0 or a NaN rate would
     save an untrained or NaN model)."""
     for key, value in values.items():
@@ -177,7 +177,7 @@ def run_folder(out, name: str) -> Path:
     out = Path(out)
     if not name or inside(out, name) in (None, out.resolve()):
         raise SettingsError(f"--name {name!r} leads outside --out {out}; give a plain folder "
-                         "name such as lenet5_try2")
+                            "name such as lenet5_try2")
     return out / name
 
 
@@ -204,7 +204,7 @@ def check_same_run(run_dir: Path, settings: dict) -> None:
               if key in recorded and recorded[key] != value]
     if differ:
         raise SettingsError(f"cannot resume {run_dir}: it was started with {', '.join(differ)}; "
-                         "resume with its settings, or train under another --name")
+                            "resume with its settings, or train under another --name")
 
 
 def _run_callbacks(run_dir: Path, keep_checkpoints: int, early_stopping: int,
