@@ -113,17 +113,26 @@ def test_pretrained_weights_are_a_leaf():
     assert "mnist_zoo.models.pretrained" in graph["mnist_zoo.models.registry"]
 
 
-def test_every_module_imports_and_the_light_ones_load_no_tensorflow():
-    modules = sorted(name for name in module_names() if not name.endswith("__main__"))
+def test_the_light_modules_load_no_tensorflow():
+    """plot reads the search's table rules, tools read the weights' sidecars: neither waits
+    for TensorFlow."""
     light = ["mnist_zoo.search", "mnist_zoo.search.table", "mnist_zoo.search.grid",
              "mnist_zoo.models.pretrained", "mnist_zoo.models.saved", "mnist_zoo.axes",
              "mnist_zoo.errors", "mnist_zoo.files", "mnist_zoo.cli"]
     code = (f"import importlib, sys\nfor name in {light!r}:\n    importlib.import_module(name)\n"
-            "assert 'tensorflow' not in sys.modules, 'a light module loaded TensorFlow'\n"
-            f"for name in {modules!r}:\n    importlib.import_module(name)\n")
+            "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_module_imports():
+    import importlib
+
+    for name in sorted(module_names()):
+        if not name.endswith("__main__"):  # running one is its command
+            importlib.import_module(name)
 
 
 def test_every_error_of_the_package_is_a_zoo_error():
@@ -154,10 +163,12 @@ def test_the_command_runner_turns_a_zoo_error_and_only_it_into_one_line(capsys):
         has_a_bug()
 
 
-def test_a_bad_setting_from_the_command_line_is_one_line(tmp_path):
-    """--augment is free text, checked by data.parse_augment: a SettingsError, exit 2."""
-    result = subprocess.run([sys.executable, "-m", "mnist_zoo.train", "--augment", "sideways",
-                             "--data-dir", str(tmp_path), "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+def test_a_bad_setting_from_the_command_line_is_one_line(tmp_path, capsys, mnist_8k2k):
+    """--augment is free text, checked by data.parse_augment: a SettingsError, exit 2
+    (train's main no longer catches every ValueError, so this must be a ZooError)."""
+    from mnist_zoo import train
+
+    code = train.main(["--augment", "sideways", "--data-dir", str(mnist_8k2k), "--subset",
+                       "100", "--epochs", "1", "--out", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("error: unknown augmentation") and "Traceback" not in error

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mnist_zoo import train as train_lib
+from mnist_zoo.train import _command as train_command
 from mnist_zoo.train import recipes
 from mnist_zoo.data import DATASETS, parse_augment
 from mnist_zoo.models import list_models, model_settings
@@ -33,7 +34,7 @@ def test_unknown_recipe_names_the_known_ones(capsys):
 
 def test_recipe_reaches_train_and_flags_override_it(monkeypatch):
     seen = {}
-    monkeypatch.setattr(train_lib, "train", lambda model, **kwargs: seen.update(model=model,
+    monkeypatch.setattr(train_command, "train", lambda model, **kwargs: seen.update(model=model,
                                                                                 **kwargs))
     assert train_lib.main(["--recipe", "lenet5/mnist", "--epochs", "1", "--lr", "0.01"]) == 0
     recipe = recipes.get_recipe("lenet5/mnist")

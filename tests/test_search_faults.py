@@ -17,6 +17,7 @@ import pytest
 
 from mnist_zoo import search as search_lib
 from mnist_zoo.errors import GridError, ResultsError
+from mnist_zoo.search import _command as search_command
 from mnist_zoo.search import processes
 from mnist_zoo.search.grid import load_grid
 from mnist_zoo.search.results import export_top_models, print_top
@@ -451,7 +452,7 @@ def test_a_folder_given_as_the_grid(tmp_path, capsys):
 
 def test_a_chief_on_a_network_address_is_warned_about(capsys, monkeypatch):
     served = []
-    monkeypatch.setattr(search_lib, "search", lambda *a, **k: served.append(k["role"]))
+    monkeypatch.setattr(search_command, "search", lambda *a, **k: served.append(k["role"]))
     monkeypatch.setattr(os, "environ", dict(os.environ))  # main sets KERASTUNER_* variables
     assert search_lib.main(["--chief", "--oracle", "10.1.2.3:8000"]) == 0
     assert "warning: the chief serves trials to anyone" in capsys.readouterr().err

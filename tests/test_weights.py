@@ -48,15 +48,20 @@ def official_test_set():
 
 
 def test_setup_cfg_packages_the_weights_and_recipes():
-    """A non-editable install must carry them: each file matches a package_data pattern."""
+    """A non-editable install must carry them: each file matches a package_data pattern
+    of the package that holds it."""
     package = Path(__file__).resolve().parents[1] / "mnist_zoo"
     config = configparser.ConfigParser()
     config.read(package.parent / "setup.cfg")
-    patterns = config["options.package_data"]["mnist_zoo"].split()
-    files = [package / "recipes.toml", *(package / "weights").iterdir()]
-    for path in files:
-        relative = path.relative_to(package).as_posix()
-        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
+    files = {"mnist_zoo.train": [package / "train" / "recipes.toml"],
+             "mnist_zoo.models": list((package / "models" / "weights").iterdir())}
+    for owner, paths in files.items():
+        patterns = config["options.package_data"][owner].split()
+        folder = package.parent.joinpath(*owner.split("."))
+        assert paths
+        for path in paths:
+            relative = path.relative_to(folder).as_posix()
+            assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 def test_the_required_weights_are_shipped_and_small():
