@@ -69,6 +69,7 @@ def _assert_same_training(fused, alone, tolerance, label):
         assert together.epochs_run == single.epochs_run == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lenet5", "cnn3", "mlp_medium"])
 def test_fused_training_equals_training_each_model_alone(name, digits):
     fused, alone = _train_alone_and_fused(digits, lambda: _members(name, SETTINGS))
@@ -106,6 +107,7 @@ def test_a_diverging_member_does_not_harm_the_others(digits):
     assert all(np.isfinite(w).all() for w in members[1].get_weights())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lenet5", "mlp_medium"])
 def test_members_with_other_activations_fuse_and_equal_training_alone(name, digits):
     """Each member's activation applies to its own slice; runs of equal ones share a call

@@ -49,6 +49,7 @@ def test_list_recipes(capsys):
     assert capsys.readouterr().out.split() == recipes.list_recipes()
 
 
+@pytest.mark.slow
 def test_recipe_trains_for_real(zoo_data_dir, tmp_path):
     args = ["--recipe", "lenet5/mnist", "--epochs", "1", "--subset", "500",
             "--data-dir", str(zoo_data_dir), "--out", str(tmp_path), "--name", "r",

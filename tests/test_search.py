@@ -95,6 +95,7 @@ def test_rerun_of_a_finished_search_trains_nothing(smoke):
     assert len(pd.read_csv(out / "experiment_results.csv")) == 4
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_runs_every_trial_once(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "resume.toml",
                       'model = ["mlp_bp"]\nactivation = ["relu", "tanh", "sigmoid"]\n'
@@ -220,6 +221,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_chief_and_two_workers_share_the_grid(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "dist.toml",
                       'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\n'
@@ -259,6 +261,7 @@ def test_search_help_names_every_option(mnist_8k2k):
         assert option in text
 
 
+@pytest.mark.slow
 def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path, mnist_8k2k):
     out = tmp_path / "out"
     (out / "tuner" / "smoke").mkdir(parents=True)
@@ -276,6 +279,7 @@ def test_jobs_2_runs_the_grid_in_two_local_processes(tmp_path, mnist_8k2k):
         [f"top1_trial_{table.sort_values('val_accuracy').iloc[-1].trial_id}"]
 
 
+@pytest.mark.slow
 def test_a_process_that_outgrows_its_memory_restarts_and_the_search_resumes(tmp_path, mnist_8k2k):
     # A tiny allowance makes a process restart after its second trial (every model
     # built adds some MiB) while trials are left; the restarted process must pick up

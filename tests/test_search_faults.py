@@ -556,6 +556,7 @@ if b"--worker" in _argv and _argv[_argv.index(b"--worker") + 1] == b"1":
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker, fault", [("0", "kill -9"), ("1", "kill -9"), ("1", "exit 1")])
 def test_a_dead_worker_stops_the_search_and_a_rerun_finishes_it(worker, fault, tmp_path, mnist_8k2k):
     """Issue #13, and #22 item 1 / #17 item 5: any worker, killed or exiting with an
@@ -611,6 +612,7 @@ def _read_only(folder: Path, writable: bool = False) -> None:
             pass
 
 
+@pytest.mark.slow
 def test_out_made_read_only_mid_search_stops_it_in_one_line(tmp_path, mnist_8k2k):
     """Issue #22, item 5: 142 lines and 6 tracebacks, no summary line; now one line naming
     the folder, and the rerun after the fix finishes the grid."""

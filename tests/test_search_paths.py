@@ -33,6 +33,7 @@ def run_grid(tmp_path: Path, axes: str, data, name="grid", **kwargs) -> pd.DataF
     return search_lib.search(str(grid), data=data, out=tmp_path / "out", verbose=0, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_tiny_search_plots_from_its_own_csv(tmp_path, digits, zoo_check_image):
     table = run_grid(tmp_path, 'model = ["lenet5"]\nactivation = ["relu", "tanh"]\n'
                      'learning_rate = [0.01, 0.001]\nbatch_size = [32, 64]\nepochs = [2]',
@@ -52,6 +53,7 @@ def test_a_tiny_search_plots_from_its_own_csv(tmp_path, digits, zoo_check_image)
     assert best["trial_id"] in first_row and f"{best['val_accuracy']:.2%}" in first_row
 
 
+@pytest.mark.slow
 def test_the_full_grid_runs_through_the_search_at_toy_size(tmp_path, digits):
     """The README's grid, 81 LeNet-5 trials, as 1 epoch on 400 digits."""
     spec = grid_lib.load_grid("full")
@@ -141,6 +143,7 @@ def test_split_groups_cut_a_fused_group_into_parts(tmp_path, digits):
     np.testing.assert_allclose(parts["val_accuracy"], whole["val_accuracy"], atol=0.03)
 
 
+@pytest.mark.slow
 def test_with_two_workers_the_group_left_over_at_the_end_is_cut_in_two(tmp_path, digits):
     """Three groups on two workers: the first two stay whole, the third (left over once each
     worker has one) is cut into one part per worker, so neither idles at the end."""

@@ -31,6 +31,9 @@ KERNEL_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
 MEMORY_ERRORS = (tf.errors.ResourceExhaustedError, MemoryError)
 ENVIRONMENT_ERRORS = (*KERNEL_ERRORS, *MEMORY_ERRORS, ImportError, OSError)
 TRIAL_ERROR_FILE = "error.txt"
+# How TensorFlow's file layer ends the message of a write that failed for the folder's sake.
+WRITE_FAILURES = ("Permission denied", "Read-only file system", "No space left on device",
+                  "Disk quota exceeded")
 
 
 class EnvironmentFailure(kt.errors.FatalError):
@@ -76,7 +79,10 @@ def search_failure(err: Exception, out: Path, grid: str) -> str | None:
     if isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNKNOWN:
         cause = (text or "").strip().splitlines()[0] if (text or "").strip() else str(err.code())
         cause = cause.removeprefix("Exception calling application: ")
-        if "[Errno" in cause:  # it could not save the search's state
+        # It could not save the search's state: Python's OSError says "[Errno 13] ...",
+        # TensorFlow's gfile (keras-tuner writes trial.json through it) "path; Permission
+        # denied"; which one fails first depends on which write the chief was at.
+        if "[Errno" in cause or cause.endswith(WRITE_FAILURES):
             return (f"the chief cannot write the search's state ({cause}); make {out} "
                     "writable or free space there, then rerun the same command")
         return (f"the chief of grid {grid} failed ({cause}); fix that, then rerun the same "
