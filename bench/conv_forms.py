@@ -3,11 +3,11 @@
     python bench/conv_forms.py --data-dir ../shared/data/mnist-8k2k
     python bench/conv_forms.py --model cnn3 --batch-sizes 64 --images 2048
 
-mnist_zoo.fused trains K models as one graph. After the first layer the members'
+mnist_zoo.train.fused trains K models as one graph. After the first layer the members'
 features lie side by side in the channels, so a member's later convolution must see
 only its own channels: one grouped convolution (whose gradient only oneDNN's and
 cuDNN's kernels have), one convolution per member, a depthwise convolution and a sum,
-or a block-diagonal kernel (mnist_zoo.fused.MEMBER_CONVOLUTIONS). This times one
+or a block-diagonal kernel (mnist_zoo.train.fused.MEMBER_CONVOLUTIONS). This times one
 training epoch of nine fused models (3 optimizers x 3 learning rates, one group of the
 full grid) in each form, and Keras' own `fit` of one model alone with one step per
 call (the naive lab loop's way), on real digits, in a child process per oneDNN

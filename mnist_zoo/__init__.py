@@ -38,7 +38,7 @@ def prefer_onednn() -> None:
     gradient of the grouped convolution that fused training is fastest with
     (docs/benchmarks.md). So the package's own commands turn oneDNN on for x86 unless the
     user has set TF_ENABLE_ONEDNN_OPTS; code that imports the package keeps TensorFlow's
-    choice. Either way mnist_zoo.fused checks what this process' kernels can train."""
+    choice. Either way mnist_zoo.train.fused checks what this process' kernels can train."""
     if (_is_own_command() and "tensorflow" not in sys.modules
             and platform.machine().lower() in ("x86_64", "amd64")):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
