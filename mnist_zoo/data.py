@@ -32,7 +32,10 @@ CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
-AUGMENTATIONS = ("rotate", "zoom", "translate", "crop")
+AUGMENTATIONS = ("rotate", "zoom", "translate", "crop", "flip")
+# What "all" means: the presets that keep a digit a digit. "flip" (a horizontal mirror) is
+# for garments only: a mirrored 2 or 7 is no digit, so it must be asked for by name.
+ALL_PRESETS = ("rotate", "zoom", "translate", "crop")
 # The original lab kept 5,000 of MNIST's 60,000 training images for validation.
 DEFAULT_VALIDATION_FRACTION = 5_000 / 60_000
 
@@ -274,11 +277,11 @@ def add_data_arguments(parser) -> None:
 
 # --------------------------------------------------------------------------- pipelines
 def parse_augment(augment) -> tuple[str, ...]:
-    """Accept None/'none', 'all', 'rotate+zoom', 'rotate,zoom' or a list of names."""
+    """Accept None/'none', 'all' (ALL_PRESETS), 'rotate+zoom', 'crop,flip' or a list of names."""
     if not augment or augment == "none":
         return ()
     if isinstance(augment, str):
-        augment = AUGMENTATIONS if augment == "all" else augment.replace("+", ",").split(",")
+        augment = ALL_PRESETS if augment == "all" else augment.replace("+", ",").split(",")
     names = tuple(a.strip() for a in augment if a.strip())
     unknown = [a for a in names if a not in AUGMENTATIONS]
     if unknown:
@@ -312,6 +315,9 @@ def make_augmenter(augment, seed: int = 0):
         # one window per batch, not one per image.
         "crop": lambda: keras.layers.RandomTranslation(
             2 / 28, 2 / 28, fill_mode="constant", interpolation="nearest", seed=seed),
+        # Left-right mirror of half the images: a shirt seen mirrored is still a shirt
+        # (Fashion-MNIST's usual augmentation); never in "all", which digits use.
+        "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
     }
     return keras.Sequential([layers[name]() for name in names], name="augment")
 

@@ -130,6 +130,19 @@ def test_augmentation_changes_training_batches_only(digits):
         data_lib.parse_augment("spin")
 
 
+def test_flip_mirrors_about_half_the_images_and_is_not_in_all(digits):
+    """Fashion-MNIST's horizontal flip: each image left as it is or mirrored left-right,
+    both often; "all" (the digits' presets) leaves it out, a mirrored digit being no digit."""
+    x, y = digits.x_train[:64], digits.y_train[:64]
+    flipped = next(iter(data_lib.make_batches(x, y, 64, augment="flip", seed=1)))[0].numpy()
+    mirrored = np.array([np.array_equal(f, image[:, ::-1]) for f, image in zip(flipped, x)])
+    kept = np.array([np.array_equal(f, image) for f, image in zip(flipped, x)])
+    assert (mirrored | kept).all()
+    assert mirrored.sum() >= 16 and kept.sum() >= 16  # p = 1/2 each: 16 of 64 is 4 sd off
+    assert "flip" not in data_lib.parse_augment("all")
+    assert data_lib.parse_augment("crop+flip") == ("crop", "flip")
+
+
 # --------------------------------------------------------------------------- models
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_builds_and_trains_a_few_steps(name, digits):

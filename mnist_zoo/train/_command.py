@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dropout after dense layers, from 0 to below 1")
     parser.add_argument("--pooling", choices=("avg", "max"), default=None, help="lenet5 only")
     parser.add_argument("--augment", default="none",
-                        help="training-time augmentation: none, all, or a '+'-joined subset of "
-                             f"{', '.join(data_lib.AUGMENTATIONS)}")
+                        help="training-time augmentation: none, all (every one but flip), or a "
+                             f"'+'-joined subset of {', '.join(data_lib.AUGMENTATIONS)}; flip "
+                             "mirrors left-right, for Fashion-MNIST")
     data_lib.add_data_arguments(parser)
     parser.add_argument("--subset", type=positive_int, default=None,
                         help="train on this many training images only")
