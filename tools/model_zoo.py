@@ -156,16 +156,34 @@ def _data_dir(dataset: str, mnist_dir: Path) -> str | None:
     return str(mnist_dir) if dataset == "mnist" else None
 
 
-def run_one(recipe: str, seed: int, augment: str | None, out: Path, mnist_dir: Path) -> dict:
+def variant_name(overrides: dict) -> str:
+    """"recipe", or the settings changed from it: "augment=none", "augment=crop+flip,epochs=20"."""
+    return ",".join(f"{key}={value}" for key, value in sorted(overrides.items())) or "recipe"
+
+
+def parse_overrides(recipe: str, pairs: list[str]) -> dict:
+    """{"epochs": 20} from ["epochs=20"], each value of the type the recipe gives that key."""
+    from mnist_zoo.train.recipes import FIELDS, recipe_settings
+
+    settings, overrides = recipe_settings(recipe), {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in FIELDS or not value:
+            raise SystemExit(f"--set {pair!r}: give KEY=VALUE with KEY one of {', '.join(FIELDS)}")
+        kind = type(settings.get(key, 0.0))
+        overrides[key] = kind(float(value)) if kind in (int, float) else value
+    return overrides
+
+
+def run_one(recipe: str, seed: int, overrides: dict, out: Path, mnist_dir: Path) -> dict:
     from mnist_zoo.train.recipes import recipe_settings
     from mnist_zoo.train import train
 
-    settings = recipe_settings(recipe)
-    variant = "recipe" if augment is None else f"augment={augment}"
-    if augment is not None:
-        settings["augment"] = augment
+    settings = {**recipe_settings(recipe), **overrides}
+    variant = variant_name(overrides)
     data_dir = _data_dir(settings["dataset"], mnist_dir)
-    name = f"{recipe.replace('/', '_')}_{variant.replace('=', '_')}_seed{seed}"
+    name = (f"{recipe.replace('/', '_')}_"
+            f"{variant.replace('=', '_').replace(',', '_')}_seed{seed}")
     load = os.getloadavg()[0]  # how busy the shared cores were as the run began
     result = train(**settings, data_dir=data_dir, seed=seed, out=out, name=name,
                    export=False, verbose=2)
@@ -209,16 +227,32 @@ def copy_as_float16(source: Path, target: Path) -> None:
         old.visititems(copy)
 
 
-def shipped_accuracy(model: str, dataset: str, data_dir: str | None) -> float:
-    """Test accuracy of the shipped file as a user loads it (build_model(weights=...)),
-    scored as tests/test_weights.py scores it."""
+def shipped_accuracy(model: str, dataset: str, data_dir: str | None) -> tuple[float, float]:
+    """Test accuracy of the shipped file as a user loads it (build_model(weights=...)), on
+    the whole test set and on its seeded TEST_SUBSET sample (what tests/test_weights.py
+    checks), scored as that test scores them."""
     from mnist_zoo.data import load_dataset
     from mnist_zoo.models import build_model
 
     data = load_dataset(dataset, data_dir)
     net = build_model(model, weights=dataset, compile=False)
-    predicted = net.predict(data.x_test, batch_size=1000, verbose=0).argmax(axis=1)
-    return float((predicted == data.y_test).mean())
+    correct = net.predict(data.x_test, batch_size=1000, verbose=0).argmax(axis=1) == data.y_test
+    sample = subset_indices(len(data.x_test))
+    subset = net.predict(data.x_test[sample], batch_size=1000, verbose=0).argmax(axis=1)
+    return float(correct.mean()), float((subset == data.y_test[sample]).mean())
+
+
+# The tests check each shipped file on 2,000 test images, drawn with seed 0 (the same
+# draw in tests/test_weights.py, from the sidecar's test_subset): a fifth of the
+# inference of the whole test set.
+TEST_SUBSET = {"images": 2000, "seed": 0}
+
+
+def subset_indices(n_test: int):
+    import numpy as np
+
+    rng = np.random.default_rng(TEST_SUBSET["seed"])
+    return np.sort(rng.choice(n_test, TEST_SUBSET["images"], replace=False))
 
 
 def save_weights(net, *, model: str, dataset: str, recipe: str, seed: int, settings: dict,
@@ -258,7 +292,8 @@ def save_weights(net, *, model: str, dataset: str, recipe: str, seed: int, setti
     }
     sidecar = sidecar_path(model, dataset)
     sidecar.write_text(json.dumps(entry, indent=2) + "\n")  # build_model reads its settings
-    entry["test_accuracy"] = shipped_accuracy(model, dataset, data_dir)
+    entry["test_accuracy"], on_subset = shipped_accuracy(model, dataset, data_dir)
+    entry["test_subset"] = {**TEST_SUBSET, "accuracy": on_subset}
     sidecar.write_text(json.dumps(entry, indent=2) + "\n")
     return {"weights_file": path.name, "shipped_test_accuracy": f"{entry['test_accuracy']:.4f}",
             "weights_dtype": dtype}
@@ -311,16 +346,17 @@ def ship(recipes: list[str], out: Path, mnist_dir: Path) -> None:
               f"(run {row['test_accuracy']})", flush=True)
 
 
-def run(recipes: list[str], seeds: list[int], augment: str | None, out: Path,
+def run(recipes: list[str], seeds: list[int], sets: list[str], out: Path,
         mnist_dir: Path) -> None:
-    variant = "recipe" if augment is None else f"augment={augment}"
     for recipe in recipes:
+        overrides = parse_overrides(recipe, sets)
+        variant = variant_name(overrides)
         for seed in seeds:
             why = needs_run(recipe, variant, seed, read_runs())
             if why is None:
                 print(f"skip {recipe} {variant} seed {seed}: already in {RUNS_CSV.name}")
                 continue
-            row = run_one(recipe, seed, augment, out, mnist_dir)
+            row = run_one(recipe, seed, overrides, out, mnist_dir)
             if why == "ship":
                 replace_run(row)
             else:
@@ -494,10 +530,11 @@ def results_table(runs: list[dict], speeds: list[dict]) -> str:
         measured = [r for r in speeds if (r["cpu"], r["cores"], r["tensorflow"]) == machine]
         dates = ", ".join(sorted({r["date"] for r in measured}))
         loads = sorted(float(r["load_average"]) for r in measured)
+        timed = ", ".join(sorted({r["timed_batches"] for r in measured}, key=int))
         lines.append(f"Speed measured by `tools/model_zoo.py speed` on {machine[0]}, "
                      f"{machine[1]} cores, TensorFlow {machine[2]} ({dates}; {len(measured)} "
-                     f"recipes, one model at a time; 1-minute load average {loads[0]:.2f}–{loads[-1]:.2f} "
-                     "before the command).")
+                     f"recipes, one model at a time, {timed} training batches timed; 1-minute "
+                     f"load average {loads[0]:.2f}–{loads[-1]:.2f} before the command).")
     return "\n".join(lines)
 
 
@@ -548,15 +585,23 @@ def comparison_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def augment_table(runs: list[dict]) -> str:
-    """Each recipe that has "augment=..." runs, against its own recipe run of the same seed."""
-    lines = ["| recipe | seed | epochs | augment | test accuracy % | val accuracy % "
-             "| train accuracy % | s/epoch |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    pairs = sorted({(r["recipe"], r["seed"]) for r in runs if r["variant"] != "recipe"})
+def _augment_only(variant: str) -> bool:
+    return variant.startswith("augment=") and "," not in variant
+
+
+def variants_table(runs: list[dict], augment_only: bool) -> str:
+    """Each recipe with variant runs (augment_only: those that change the augmentation
+    alone; else every other), against its own recipe run of the same seed."""
+    lines = ["| recipe | seed | variant | epochs | augment | test accuracy % | val accuracy % "
+             "| train accuracy % | s/epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    pairs = sorted({(r["recipe"], r["seed"]) for r in runs if r["variant"] != "recipe"
+                    and _augment_only(r["variant"]) == augment_only})
     for recipe, seed in pairs:
-        rows = [r for r in runs if r["recipe"] == recipe and r["seed"] == seed]
-        for r in sorted(rows, key=lambda r: (r["variant"] != "recipe", r["augment"])):
-            lines.append(f"| {recipe} | {seed} | {r['epochs']} | {r['augment']} "
+        rows = [r for r in runs if r["recipe"] == recipe and r["seed"] == seed
+                and (r["variant"] == "recipe" or _augment_only(r["variant"]) == augment_only)]
+        for r in sorted(rows, key=lambda r: (r["variant"] != "recipe", r["variant"])):
+            lines.append(f"| {recipe} | {seed} | {r['variant']} | {r['epochs']} | {r['augment']} "
                          f"| {100 * float(r['test_accuracy']):.2f} "
                          f"| {100 * float(r['val_accuracy']):.2f} "
                          f"| {100 * float(r['train_accuracy']):.2f} | {r['seconds_per_epoch']} |")
@@ -614,7 +659,8 @@ def write_card(runs: list[dict], speeds: list[dict], card: Path = CARD) -> None:
     text = replace_between(text, "results", results_table(runs, speeds))
     text = replace_between(text, "references", references_table())
     text = replace_between(text, "comparison", comparison_table(runs))
-    text = replace_between(text, "augmentation", augment_table(runs))
+    text = replace_between(text, "augmentation", variants_table(runs, augment_only=True))
+    text = replace_between(text, "candidates", variants_table(runs, augment_only=False))
     text = replace_between(text, "goals", goals_table(runs))
     card.write_text(text)
     print(f"updated {card} from {len(runs)} runs and {len(speeds)} speed measurements")
@@ -629,7 +675,11 @@ def main(argv=None) -> int:
     runner.add_argument("recipes", nargs="+", help="recipe names such as lenet5/mnist")
     runner.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     runner.add_argument("--augment", default=None,
-                        help="override the recipe's augmentation (a with/without comparison)")
+                        help="override the recipe's augmentation (a with/without comparison); "
+                             "short for --set augment=...")
+    runner.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe setting (repeatable), e.g. --set epochs=20: "
+                             "a variant, kept apart from the recipe's runs")
     runner.add_argument("--out", type=Path, default=ROOT / "results" / "zoo_runs")
     runner.add_argument("--mnist-dir", type=Path, default=MNIST_DIR)
     runner.add_argument("--no-card", action="store_true",
@@ -650,7 +700,8 @@ def main(argv=None) -> int:
     timer.add_argument("--mnist-dir", type=Path, default=MNIST_DIR)
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.recipes, args.seeds, args.augment, args.out, args.mnist_dir)
+        sets = args.set + ([f"augment={args.augment}"] if args.augment is not None else [])
+        run(args.recipes, args.seeds, sets, args.out, args.mnist_dir)
         if args.no_card:
             return 0
     elif args.command == "ship":

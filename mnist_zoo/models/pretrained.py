@@ -1,8 +1,10 @@
 """Pretrained weights shipped with the package: mnist_zoo/models/weights/<model>_<dataset>.*
 
 Each `.weights.h5` file has a JSON sidecar with the recipe and seed that trained it, the
-architecture settings it needs (activation, pooling, dropout) and the test accuracy of
-that very file. This module finds weight files and checks settings against them; it
+architecture settings it needs (activation, pooling, dropout), how it is stored (`dtype`:
+files that would pass 1 MiB as float32, the large MLPs, hold float16 arrays, which Keras'
+load_weights casts back to the model's float32) and the test accuracy of that very file
+as loaded, on the whole test set and on a seeded 2,000-image sample (`test_subset`). This module finds weight files and checks settings against them; it
 imports no builder (like timm's _pretrained), so the registry imports it and never the
 other way round. `build_model("lenet5", weights="mnist")` goes through here; the files
 are written by tools/model_zoo.py.
