@@ -4,7 +4,9 @@
     python -m mnist_zoo.search --grid my_grid.toml --data-dir DIR
 
 Grids are TOML files (search/*.toml): an [axes] table of lists, one trial per
-combination, and an optional [settings] table (subset, validation_size, seed).
+combination, and an optional [settings] table (subset, validation_size, seed). A
+[search] table (or --strategy) picks random, bayesian or hyperband search instead, whose
+axes may be ranges: learning_rate = { min = 1e-4, max = 0.1, log = true }.
 keras-tuner's grid oracle enumerates the grid; each finished trial is written to
 <out>/tuner/<grid>/trial_*/result.json (its model and history.csv under runs/) and
 the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
@@ -31,6 +33,7 @@ from mnist_zoo import data as data_lib
 from mnist_zoo.cli import command, non_negative_int, positive_int
 from mnist_zoo.search.api import search
 from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
+from mnist_zoo.search.space import STRATEGIES
 from mnist_zoo.search.processes import (drop_options, resolve_jobs, run_local_jobs,
                                         stop_search)
 
@@ -63,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every grid point N times with seeds SEED .. SEED+N-1 (the "
                              "same batches, other initial weights); experiment_summary.csv "
                              "then has mean, std, min, max and n per point")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=None,
+                        help="how trials are picked, over the search file's [search] strategy "
+                             "(default grid): grid (every combination of the lists), random "
+                             "(--max-trials draws; axes may be ranges), bayesian (a Gaussian "
+                             "process proposes each next trial), hyperband (many trials for "
+                             "few epochs, the best go on from their weights up to the epochs "
+                             "axis); README: which strategy when")
+    parser.add_argument("--max-trials", type=positive_int, default=None, metavar="N",
+                        help="random and bayesian: how many trials (over the file's "
+                             "max_trials; default 10)")
     parser.add_argument("--objective", default="val_accuracy",
                         choices=["val_accuracy", "val_loss", "accuracy", "loss",
                                  "test_accuracy", "test_loss"],
@@ -122,7 +135,10 @@ def jobs_count(text: str) -> str | int:
 def list_grids() -> None:
     for name, path in builtin_grids().items():
         spec = load_grid(str(path))
-        print(f"{name:8s} {grid_size(spec['axes']):4d} trials  {spec['description']}")
+        strategy = spec["search"].get("strategy", "grid")
+        size = (f"{grid_size(spec['axes']):4d} trials" if strategy == "grid"
+                else f"{strategy:>9s}")
+        print(f"{name:14s} {size}  {spec['description']}")
 
 
 @command
@@ -137,7 +153,8 @@ def main(argv=None, restartable: bool = False) -> int:
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
     try:
         args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
-                                                None if args.overwrite else args.out)
+                                                None if args.overwrite else args.out,
+                                                args.strategy, args.max_trials, args.epochs)
         if args.jobs > 1:
             return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
         return run_here(args, role, restartable)
@@ -174,7 +191,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                overwrite=args.overwrite, export_top=args.export_top, show_top=args.top,
                role=role, fuse=not args.no_fuse, repeats=args.repeats,
                tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
-               workers=args.workers,
+               workers=args.workers, strategy=args.strategy, max_trials=args.max_trials,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

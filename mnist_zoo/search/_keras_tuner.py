@@ -3,7 +3,8 @@ keras-tuner to 1.4.x, and tests/test_keras_tuner_api.py fails loudly if a name b
 
 keras-tuner's public API has no way to: silence the traceback it prints per failed trial,
 ask whether this process is the distributed chief, serve trials with a quick exit, find
-a trial's folder or a point's hash from the oracle, or queue trials for a retry. The
+a trial's folder or a point's hash from the oracle, queue trials for a retry, seed an
+oracle with 0, know a random oracle's next draws, or read Hyperband's brackets. The
 search needs all of them; the rest of mnist_zoo.search uses keras-tuner's public API only.
 """
 
@@ -32,7 +33,9 @@ PRIVATE_MODULE_NAMES = [
     ("keras_tuner.src.protos", "get_service_grpc"),
 ]
 PRIVATE_ORACLE_NAMES = ["_get_trial_dir", "_compute_values_hash", "_retry_queue",
-                        "ongoing_trials", "trials"]
+                        "ongoing_trials", "trials", "_project_dir", "_seed_state",
+                        "_tried_so_far", "_random_values"]
+PRIVATE_HYPERBAND_NAMES = ["_brackets", "_get_size", "_get_num_brackets"]
 
 
 def missing_private_names() -> list[str]:
@@ -49,7 +52,14 @@ def missing_private_names() -> list[str]:
         if not hasattr(module, attribute):
             missing.append(f"{module_name}.{attribute}")
     oracle = kt.Oracle(objective="val_accuracy")
+    oracle._set_project_dir("/tmp", "mnist_zoo_probe")  # _project_dir needs one
     missing += [f"Oracle.{name}" for name in PRIVATE_ORACLE_NAMES if not hasattr(oracle, name)]
+    hyperband = kt.oracles.HyperbandOracle(objective="val_accuracy", max_epochs=3)
+    missing += [f"HyperbandOracle.{name}" for name in PRIVATE_HYPERBAND_NAMES
+                if not hasattr(hyperband, name)]
+    bayesian = kt.oracles.BayesianOptimizationOracle(objective="val_accuracy")
+    missing += [f"BayesianOptimizationOracle.{name}" for name in ("_random_state", "_make_gpr")
+                if not hasattr(bayesian, name)]
     servicer = _servicer_class()(oracle)
     if not hasattr(servicer, "stop_triggered"):
         missing.append("OracleServicer.stop_triggered")
@@ -72,6 +82,66 @@ def trial_dir(oracle, trial_id: str) -> Path:
 
 def values_hash(oracle, values: dict) -> str:
     return oracle._compute_values_hash(values)
+
+
+def project_dir(oracle) -> Path:
+    return Path(oracle._project_dir)
+
+
+def seed_oracle(oracle, seed: int) -> None:
+    """keras-tuner takes a seed of 0 for none (`seed or random.randint(1, 10000)`): the
+    search's default seed 0 would draw other points on every fresh start. 0 is a seed."""
+    oracle.seed = oracle._seed_state = seed
+    if hasattr(oracle, "_make_gpr"):  # Bayesian: its random state and regressor too
+        reseed_bayesian(oracle, 0)
+        oracle.gpr = oracle._make_gpr()
+
+
+def reseed_bayesian(oracle, trial_number: int) -> None:
+    """BayesianOptimizationOracle draws the optimiser's starting points from a RandomState
+    it does not save, so a resumed search proposed other points than an unbroken one
+    would have: draw them from the seed and the trial's number instead."""
+    import numpy as np
+
+    oracle._random_state = np.random.RandomState([oracle.seed, trial_number])
+
+
+def draws_ahead(oracle, first: dict, count: int) -> list[dict]:
+    """The next `count` values the oracle's random draws will give after `first` (keras-
+    tuner draws from a seed that counts up and skips repeats, so they are known before
+    they are handed out); the oracle's own state is left as it was."""
+    seed_state, tried = oracle._seed_state, set(oracle._tried_so_far)
+    oracle._tried_so_far.add(oracle._compute_values_hash(first))
+    draws = []
+    try:
+        for _ in range(count):
+            values = oracle._random_values()
+            if values is None:
+                break
+            oracle._tried_so_far.add(oracle._compute_values_hash(values))
+            draws.append(values)
+    finally:
+        oracle._seed_state, oracle._tried_so_far = seed_state, tried
+    return draws
+
+
+def hyperband_round(oracle, trial_id: str):
+    """(bracket number, the round's entries, the earlier round's entries, the round's
+    size) of the round a Hyperband trial was just picked for; None if it is in none."""
+    for bracket in oracle._brackets:
+        for number, entries in enumerate(bracket["rounds"]):
+            if any(entry["id"] == trial_id for entry in entries):
+                earlier = bracket["rounds"][number - 1] if number else []
+                return (bracket["bracket_num"], entries, earlier,
+                        oracle._get_size(bracket["bracket_num"], number))
+    return None
+
+
+def hyperband_size(oracle) -> int:
+    """How many trials a Hyperband oracle hands out: keras-tuner's bracket and round sizes."""
+    brackets = oracle._get_num_brackets()
+    return oracle.hyperband_iterations * sum(
+        oracle._get_size(bracket, rnd) for bracket in range(brackets) for rnd in range(bracket + 1))
 
 
 def retry_later(oracle, trial_ids: list[str]) -> None:

@@ -17,6 +17,7 @@ from mnist_zoo.search.grid import load_grid, with_repeats
 from mnist_zoo.search.project import (check_out_folder, check_same_data, check_same_grid,
                                       claim_results, project_dir, repair_and_warn)
 from mnist_zoo.search.results import export_top_models, print_top, write_results_csv
+from mnist_zoo.search.space import resolve_search
 from mnist_zoo.search.table import RESULTS_CSV, lower_is_better
 
 
@@ -26,7 +27,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
            role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
            repeats: int | None = None, tensorboard: bool = True, split_groups: int = 1,
-           workers: int = 1):
+           workers: int = 1, strategy: str | None = None, max_trials: int | None = None):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -43,6 +44,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     at the grid's end (groups modulo workers) are cut into one part per worker, so that
     none of them idles while another trains the last group.
     split_groups: cut every group of trials trained together into this many parts.
+    strategy: 'grid', 'random', 'bayesian' or 'hyperband', over the file's [search]
+    strategy; max_trials: over its max_trials (random, bayesian).
     """
     import keras_tuner as kt
 
@@ -52,22 +55,24 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     spec = load_grid(grid)
     axes, settings = grid_with_overrides(spec, epochs=epochs, subset=subset, seed=seed,
                                          repeats=repeats)
+    plan = resolve_search({**spec, "axes": axes}, strategy, max_trials, epochs=epochs)
     seed = settings.get("seed", 0)
     out = Path(out)
     project, results_csv = project_dir(out, spec["name"]), out / RESULTS_CSV
     owns_results = role != "worker"  # a lone process or the chief: it claims and reports
-    prepare_folders(out, spec["name"], axes, settings, dataset, overwrite=overwrite,
-                    role=role)
+    prepare_folders(out, spec["name"], axes, {**settings, "search": plan}, dataset,
+                    overwrite=overwrite, role=role)
     tuner = ZooTuner(
         axes, kt.Objective(objective, "min" if lower_is_better(objective) else "max"),
         directory=str(out / "tuner"), project_name=spec["name"],
         overwrite=False,  # claim_results already cleared the folder when asked to
-        results_csv=results_csv, seed=seed, fuse=fuse, max_memory_growth=max_memory_growth,
+        results_csv=results_csv, seed=seed, search=plan, fuse=fuse,
+        max_memory_growth=max_memory_growth,
         tensorboard=tensorboard, split_groups=split_groups, workers=workers)
     if tensorboard and owns_results:
-        write_board_config(project / "tensorboard", axes)
+        write_board_config(project / "tensorboard", axes, plan["strategy"])
     if role == "chief":  # it hands out trials and trains none: no data
-        print(f"chief: serving grid {spec['name']} ({tuner.total_trials} trials) on "
+        print(f"chief: serving {describe(spec['name'], plan)} ({tuner.total_trials} trials) on "
               f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}",
               flush=True)
     else:
@@ -75,7 +80,8 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
                                              validation_size=settings.get("validation_size"),
                                              seed=seed)
         check_same_data(project, data)
-        print(f"grid {spec['name']}: {tuner.total_trials} trials, {len(data.x_train)} training "
+        print(f"{describe(spec['name'], plan)}: {tuner.total_trials} trials, "
+              f"{len(data.x_train)} training "
               f"/ {len(data.x_val)} validation / {len(data.x_test)} test images from "
               f"{data.source}", flush=True)
     if verbose is None:  # Keras' bar on a terminal; elsewhere our one line per trial is enough
@@ -91,6 +97,11 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     if owns_results:  # a worker leaves the ranking and the export to the chief
         report(table, tuner.total_trials, out, objective, show_top, export_top)
     return table
+
+
+def describe(name: str, plan: dict) -> str:
+    """'grid full', or 'full_hyperband (hyperband)': what the progress lines call it."""
+    return f"grid {name}" if plan["strategy"] == "grid" else f"{name} ({plan['strategy']})"
 
 
 def prepare_folders(out: Path, grid_name: str, axes: dict, settings: dict, dataset: str, *,

@@ -14,15 +14,24 @@ BOARD_METRICS = ("val_accuracy", "test_accuracy", "train_accuracy", "val_loss", 
                  "train_loss", "epochs_run", "seconds")
 
 
-def write_board_config(board_dir: Path, axes: dict) -> None:
-    """The grid's axes and metrics, written once per search."""
+def write_board_config(board_dir: Path, axes: dict, strategy: str = "grid") -> None:
+    """The search's axes and metrics, written once per search: a list's values, a range's
+    interval (Hyperband's epochs: none, it sets them itself)."""
     from tensorboard.plugins.hparams import api as hparams
+
+    def domain(axis, values):
+        if axis == "epochs" and strategy == "hyperband":
+            return None
+        if isinstance(values, dict):
+            interval = (hparams.RealInterval if isinstance(values["min"], float)
+                        else hparams.IntInterval)
+            return interval(values["min"], values["max"])
+        return hparams.Discrete(values)
 
     writer = tf.summary.create_file_writer(str(board_dir))
     with writer.as_default():
         hparams.hparams_config(
-            hparams=[hparams.HParam(axis, hparams.Discrete(values))
-                     for axis, values in axes.items()],
+            hparams=[hparams.HParam(axis, domain(axis, values)) for axis, values in axes.items()],
             metrics=[hparams.Metric(name) for name in BOARD_METRICS])
     writer.close()  # on disk now, not when the garbage collector gets to it
 

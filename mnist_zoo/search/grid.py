@@ -2,9 +2,10 @@
 
 A grid is a TOML file (search/*.toml at the top of the checkout, installed to
 share/mnist_zoo/search): an [axes] table of lists, one trial per combination, and an
-optional [settings] table. This module reads and checks grid files and enumerates their
-points and the keys that name them; the axes themselves are named in mnist_zoo.axes. It
-imports no TensorFlow, so plot, bench and tests can share it. (Checking a `model` value
+optional [settings] table; an optional [search] table names another strategy, whose
+axes may also be ranges (mnist_zoo.search.space). This module reads and checks grid
+files and enumerates their points and the keys that name them; the axes themselves are
+named in mnist_zoo.axes. It imports no TensorFlow, so plot, bench and tests can share it. (Checking a `model` value
 looks up the model registry, which imports Keras, only when a grid names models.)
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from mnist_zoo.axes import AXES, CORE_AXES, FLOAT_AXES, MEMBER_AXES, REPEAT_AXIS
 from mnist_zoo.errors import GridError
+from mnist_zoo.search.space import check_range, check_search_table, is_range
 
 try:
     import tomllib
@@ -123,7 +125,8 @@ def builtin_grids() -> dict[str, Path]:
 
 
 def load_grid(grid: str) -> dict:
-    """Read and check a grid file: {'name', 'path', 'axes': {axis: [values]}, 'settings'}."""
+    """Read and check a grid file: {'name', 'path', 'axes': {axis: [values] or a range},
+    'settings', 'search'} (resolve_search applies the strategy's own checks)."""
     path = find_grid(grid)
     try:
         spec = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 by definition
@@ -132,27 +135,32 @@ def load_grid(grid: str) -> dict:
                         f"{err.start}); save the grid file as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{path}: not valid TOML ({err})") from err
-    unknown_tables = set(spec) - {"description", "axes", "settings"}
+    unknown_tables = set(spec) - {"description", "axes", "settings", "search"}
     if unknown_tables:
         raise GridError(f"{path}: unknown key(s) {sorted(unknown_tables)}; a grid has "
-                        "'description', an [axes] table and an optional [settings] table")
+                        "'description', an [axes] table and optional [settings] and "
+                        "[search] tables")
     axes = spec.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise GridError(f"{path}: no [axes] table; add one, e.g. activation = [\"relu\", \"tanh\"]")
     for axis, values in axes.items():
-        _check_axis(path, axis, values)
+        if is_range(values) and axis in AXIS_CHECKS:  # random, bayesian, hyperband only
+            axes[axis] = check_range(path, axis, values, AXIS_CHECKS[axis])
+        else:
+            _check_axis(path, axis, values)
     settings = spec.get("settings", {})
     for key, value in settings.items():
         _check_setting(path, key, value)
+    search = check_search_table(path, spec.get("search", {}))
     # TOML tells 0 from 0.0, keras-tuner's Choice refuses to mix them: numbers of a float
     # axis are floats.
-    axes = {axis: [float(v) for v in values] if axis in FLOAT_AXES else values
-            for axis, values in axes.items()}
+    axes = {axis: [float(v) for v in values] if axis in FLOAT_AXES and not is_range(values)
+            else values for axis, values in axes.items()}
     # Core axes first, in their usual order, then any extra axes as written.
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
     return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
-            "description": spec.get("description", "")}
+            "search": search, "description": spec.get("description", "")}
 
 
 def _check_axis(path: Path, axis: str, values) -> None:
@@ -180,7 +188,8 @@ def _check_setting(path: Path, key: str, value) -> None:
 
 # --------------------------------------------------------------------------- points
 def grid_size(axes: dict) -> int:
-    return math.prod(len(values) for values in axes.values())
+    """How many points a grid of lists has (a range has no count: math.inf)."""
+    return math.prod(math.inf if is_range(values) else len(values) for values in axes.values())
 
 
 def grid_points(axes: dict) -> list[dict]:
@@ -199,10 +208,18 @@ def repeat_of(values: dict) -> int:
     return values.get(REPEAT_AXIS, 0)
 
 
+# A run that goes on from an earlier one (Hyperband's later rounds) names it here and the
+# epoch it starts from in INITIAL_EPOCH; runs from different earlier runs still share
+# their batches (each member starts from its own weights).
+CONTINUED_FROM, INITIAL_EPOCH = "continued_from", "initial_epoch"
+
+
 def batches_key(values: dict) -> str:
-    """Trials with equal keys differ only in optimizer settings or repeat: they see the
-    same batches, so the search can train them together (mnist_zoo.train.fused)."""
-    shared = {k: v for k, v in values.items() if k not in (*MEMBER_AXES, REPEAT_AXIS)}
+    """Trials with equal keys differ only in optimizer settings, repeat or the run they go
+    on from: they see the same batches, so the search can train them together
+    (mnist_zoo.train.fused)."""
+    shared = {k: v for k, v in values.items()
+              if k not in (*MEMBER_AXES, REPEAT_AXIS, CONTINUED_FROM)}
     return _digest(shared)
 
 

@@ -10,8 +10,9 @@ import functools
 import math
 
 from mnist_zoo.models import build_model
-from mnist_zoo.search.grid import batches_key
+from mnist_zoo.search.grid import batches_key, values_key
 from mnist_zoo.search.memory import memory_bytes
+from mnist_zoo.search.plan import Batches
 from mnist_zoo.train.fused import can_fuse
 
 # At most this many models in one fused graph: wider groups are cut into parts (1,000
@@ -89,3 +90,30 @@ class Grouping:
         keys = [key for key, group in self.groups.items() if fusable(group[0]["model"])]
         leftover = len(keys) % self.workers
         return frozenset(keys[len(keys) - leftover:] if leftover else [])
+
+
+class Plan:
+    """The runs this search knows it will train, and their groups: a grid's points, all
+    known from the start, or the batches an oracle publishes as it goes (random search,
+    Hyperband; mnist_zoo.search.plan), each batch grouped like a grid of its own."""
+
+    def __init__(self, points: list[dict] | None, batches: Batches | None, *, fuse: bool = True,
+                 split_groups: int = 1, workers: int = 1):
+        self.points, self.batches = points, batches
+        self.fuse, self.options = fuse, {"split_groups": split_groups, "workers": workers}
+        self._groupings: dict[str, Grouping] = {}
+
+    def known(self) -> list[dict]:
+        if self.points is not None:
+            return self.points
+        return self.batches.published() if self.batches else []
+
+    def group_of(self, values: dict) -> list[dict]:
+        batch = self.points if self.points is not None else (
+            self.batches.batch_of(values) if self.batches else [values])
+        key = values_key(batch[0])
+        if key not in self._groupings:
+            self._groupings[key] = Grouping(batch, fuse=self.fuse, **self.options)
+        grouping = self._groupings[key]
+        grouping.fuse = self.fuse  # off for good once a fused group failed here
+        return grouping.group_of(values)

@@ -15,10 +15,13 @@ class ZooHyperModel(kt.HyperModel):
     """Builds and compiles the trial's model.
 
     train_size (set once the data is loaded) lets a decaying learning rate span
-    exactly the trial's epochs * steps per epoch.
+    exactly the trial's epochs * steps per epoch; schedule_epochs (Hyperband: its
+    max_epochs) makes it span that many epochs instead, so that a run stopped early and
+    one continued later follow the same schedule.
     """
 
     train_size: int | None = None
+    schedule_epochs: int | None = None
 
     def build(self, hp):
         return self.build_values(hp.values)
@@ -26,7 +29,8 @@ class ZooHyperModel(kt.HyperModel):
     def build_values(self, values: dict) -> keras.Model:
         decay_steps = 1000
         if self.train_size:
-            decay_steps = math.ceil(self.train_size / values["batch_size"]) * values["epochs"]
+            decay_steps = (math.ceil(self.train_size / values["batch_size"])
+                           * (self.schedule_epochs or values["epochs"]))
         accepted = model_settings(values["model"])
         extras = {key: values[key] for key in ("activation", "dropout", "pooling")
                   if key in values and key in accepted}

@@ -22,12 +22,9 @@ def make_hyperparameters(axes: dict) -> kt.HyperParameters:
     return hp
 
 
-class ResumableGridOracle(kt.Oracle):
-    """Hands out `points` (dicts of axis values) in order; see the module's docstring."""
-
-    def __init__(self, points: list[dict], **kwargs):
-        super().__init__(**kwargs)
-        self.points = points
+class ResumeFromRecords:
+    """An oracle mixin: on reload, the trials without a finished record are handed out
+    again (the trial records, not keras-tuner's state, say what is done)."""
 
     def reload(self):
         """Reload, and hand out again every trial that failed or left no readable result:
@@ -49,6 +46,14 @@ class ResumableGridOracle(kt.Oracle):
             path.unlink(missing_ok=True)  # damaged or failed: its rerun writes a new one
             return False
         return True
+
+
+class ResumableGridOracle(ResumeFromRecords, kt.Oracle):
+    """Hands out `points` (dicts of axis values) in order; see the module's docstring."""
+
+    def __init__(self, points: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.points = points
 
     def populate_space(self, trial_id):
         taken = {_keras_tuner.values_hash(self, t.hyperparameters.values)

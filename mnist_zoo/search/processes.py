@@ -5,16 +5,18 @@ stops the others, and the search ends in one line saying why and how to go on.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mnist_zoo.search.grid import grid_size, load_grid, with_repeats
+from mnist_zoo.search.grid import REPEAT_AXIS, grid_size, load_grid, with_repeats
 from mnist_zoo.search.project import (check_out_folder, claim_results, project_dir,
                                       repair_and_warn)
 from mnist_zoo.search.results import read_result
+from mnist_zoo.search.space import resolve_search
 
 # Set by --jobs for its processes: where one that must stop the search writes its one
 # line (the first one wins), for the parent to print once instead of one per process.
@@ -25,15 +27,21 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def resolve_jobs(jobs: str | int, grid: str, repeats: int | None, out=None) -> int:
+def resolve_jobs(jobs: str | int, grid: str, repeats: int | None, out=None,
+                 strategy: str | None = None, max_trials: int | None = None,
+                 epochs: int | None = None) -> int:
     """'auto': one training process per core (no more than the grid has trials; the groups
     of trials trained together are cut into one part per process). A grid whose trials
-    in `out` are all finished needs no training process."""
+    in `out` are all finished needs no training process. A bad search file or strategy
+    is refused here, once, before any process starts."""
     spec = load_grid(grid)
     axes = with_repeats(spec["axes"], repeats or spec["settings"].get("repeats", 1))
-    if out is not None and finished_trials(project_dir(out, spec["name"])) >= grid_size(axes):
+    search = resolve_search({**spec, "axes": axes}, strategy, max_trials, epochs)
+    size = grid_size(axes) if search["strategy"] == "grid" else (
+        search.get("max_trials", math.inf) * len(axes.get(REPEAT_AXIS, [0])))
+    if out is not None and finished_trials(project_dir(out, spec["name"])) >= size:
         return 1  # nothing left to train: report in this process, start no workers
-    return jobs if jobs != "auto" else max(1, min(usable_cores(), grid_size(axes)))
+    return jobs if jobs != "auto" else max(1, min(usable_cores(), size))
 
 
 def finished_trials(project: Path) -> int:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_zoo.files import atomic_write_text
+from mnist_zoo.files import atomic_write_text, inside
 from mnist_zoo.search.grid import values_key
+from mnist_zoo.search.results import read_result
 from mnist_zoo.train.fit import Fit
 
 
@@ -28,6 +29,18 @@ class RunFolders:
 
     def __init__(self, project_dir: Path, results_folder: Path):
         self.root, self.results_folder = Path(project_dir) / "runs", results_folder
+
+    def trial_file(self, trial_id: str, column: str) -> Path | None:
+        """A file a finished trial's row names (its model_path, history_path), if there is
+        one inside the results folder."""
+        row = read_result(self.root.parent / f"trial_{trial_id}" / "result.json") or {}
+        path = inside(self.results_folder, row.get(column))
+        return path if path is not None and path.is_file() else None
+
+    def trial_history(self, trial_id: str) -> dict:
+        """A finished trial's history, {'loss': [...], ...} ({} without one)."""
+        path = self.trial_file(trial_id, "history_path")
+        return {} if path is None else pd.read_csv(path, index_col=0).to_dict("list")
 
     def run_dir(self, values: dict) -> Path:
         return self.root / values_key(values)

@@ -10,6 +10,7 @@ environment failure stops the search (failures.py).
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
@@ -22,14 +23,15 @@ from mnist_zoo.search import _keras_tuner
 from mnist_zoo.search.board import BoardLog
 from mnist_zoo.search.failures import (ENVIRONMENT_ERRORS, TRIAL_ERROR_FILE,
                                        EnvironmentFailure, describe_failure)
-from mnist_zoo.search.grid import REPEAT_AXIS, grid_points, repeat_of
-from mnist_zoo.search.grouping import Grouping
+from mnist_zoo.search.grid import REPEAT_AXIS, grid_points, grid_size, repeat_of
+from mnist_zoo.search.grouping import Plan
 from mnist_zoo.search.hypermodel import ZooHyperModel
 from mnist_zoo.search.memory import MemoryWatch
-from mnist_zoo.search.oracle import ResumableGridOracle, make_hyperparameters
+from mnist_zoo.search.plan import Batches, run_values, trial_columns
 from mnist_zoo.search.results import (objective_values, progress_line, read_result,
                                       write_results_csv)
 from mnist_zoo.search.runs import RunFolders
+from mnist_zoo.search.strategies import make_oracle, total_trials
 from mnist_zoo.search.trainer import GroupTrainer
 
 # Each trial is a new model, so TensorFlow's "retracing" warning is expected noise here.
@@ -38,29 +40,35 @@ _keras_tuner.quiet_failed_trials()
 
 
 class ZooTuner(kt.Tuner):
-    """A grid tuner whose trials train with their own batch size and epochs, fused with
-    the points that share their batches when `fuse` is on; one bad trial never stops
-    the grid."""
+    """A tuner whose trials train with their own batch size and epochs, fused with the
+    points that share their batches when `fuse` is on; one bad trial never stops the
+    search. `search` names the strategy (mnist_zoo.search.space; default the grid)."""
 
     def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
-                 fuse: bool = True, max_memory_growth: float | None = None,
-                 tensorboard: bool = True, split_groups: int = 1, workers: int = 1,
-                 **kwargs):
-        self.points = grid_points(axes)
-        self.total_trials = len(self.points)
-        oracle = ResumableGridOracle(
-            self.points, objective=objective, seed=seed,
-            hyperparameters=make_hyperparameters(axes),
+                 search: dict | None = None, fuse: bool = True,
+                 max_memory_growth: float | None = None, tensorboard: bool = True,
+                 split_groups: int = 1, workers: int = 1, **kwargs):
+        search = search or {"strategy": "grid"}
+        size = grid_size(axes) if search["strategy"] == "grid" else search.get("max_trials", 10)
+        oracle = make_oracle(
+            axes, search, objective=objective, seed=seed,
             # A failed trial is recorded and the grid goes on; only an unbroken run
             # of failures (a broken setup rather than a bad setting) stops it.
-            max_consecutive_failed_trials=max(3, min(10, self.total_trials)))
-        super().__init__(oracle, ZooHyperModel(), **kwargs)
+            max_failures=max(3, min(10, size)))
+        self.total_trials = total_trials(oracle, search)
+        hypermodel = ZooHyperModel()
+        hypermodel.schedule_epochs = search.get("max_epochs")
+        super().__init__(oracle, hypermodel, **kwargs)
         # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
         _keras_tuner.pause_when_idle(self.oracle)
         self.results_csv, self.seed = results_csv, seed
-        grouping = Grouping(self.points, fuse=fuse, split_groups=split_groups, workers=workers)
         self.runs = RunFolders(Path(self.project_dir), results_csv.parent)
-        self.trainer = GroupTrainer(self.points, self.runs, grouping, self.hypermodel, seed)
+        # A grid's points are all known; other strategies' come as their oracle hands
+        # them out (the batches it publishes).
+        self.points = grid_points(axes) if search["strategy"] == "grid" else None
+        plan = Plan(self.points, Batches(Path(self.project_dir) / "batches"), fuse=fuse,
+                    split_groups=split_groups, workers=workers)
+        self.trainer = GroupTrainer(self.runs, plan, self.hypermodel, seed)
         self.board = (BoardLog(Path(self.project_dir) / "tensorboard", list(axes),
                                results_csv.parent) if tensorboard else None)
         self.memory = MemoryWatch(max_memory_growth)
@@ -81,7 +89,7 @@ class ZooTuner(kt.Tuner):
         super().search(*fit_args, **fit_kwargs)
 
     def run_trial(self, trial, data: data_lib.DigitData, fit_verbose: int = 0, **_):
-        values = dict(trial.hyperparameters.values)
+        values = run_values(trial.hyperparameters.values)
         try:
             return self._run_and_record(trial, values, data, fit_verbose)
         except ENVIRONMENT_ERRORS as err:  # see mnist_zoo.search.failures
@@ -101,7 +109,8 @@ class ZooTuner(kt.Tuner):
                 recorded.get(axis) == value for axis, value in values.items()):
             return objective_values(recorded)  # finished before a kill; the oracle never heard
         (trial_dir / TRIAL_ERROR_FILE).unlink(missing_ok=True)
-        row = {"trial_id": trial.trial_id, **values, REPEAT_AXIS: repeat_of(values)}
+        row = {"trial_id": trial.trial_id, **values, REPEAT_AXIS: repeat_of(values),
+               **trial_columns(trial.hyperparameters.values)}
         try:
             row.update(self.trainer.run_of(values, data, fit_verbose))
         except (EnvironmentFailure, *ENVIRONMENT_ERRORS):
@@ -116,6 +125,7 @@ class ZooTuner(kt.Tuner):
         return objective_values(row)
 
     def _record(self, row: dict, trial_dir: Path) -> None:
+        row["finished_at"] = round(time.time(), 2)  # when the search knew it (bench, plot)
         table = write_results_csv(Path(self.project_dir), self.results_csv, row, trial_dir)
         if self.board:
             self.board.log(row)

@@ -310,7 +310,8 @@ def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: in
     epoch of our own instead.
     """
     for member in members:
-        member.optimizer.build(member.trainable_variables)
+        if not member.optimizer.built:  # one that goes on from a saved run keeps its state
+            member.optimizer.build(member.trainable_variables)
     fused = FusedModels(members)
     # The members' own optimizers do the updates; this one only satisfies compile().
     fused.compile(optimizer=keras.optimizers.SGD(), steps_per_execution=steps_per_execution,

@@ -1,0 +1,133 @@
+"""Search files beyond the grid: the [search] table (which strategy, and its budget) and
+axes given as ranges. No TensorFlow: the command checks a search file before it starts.
+
+    [search]
+    strategy = "hyperband"      # "grid" (default), "random", "bayesian" or "hyperband"
+    max_trials = 30             # random, bayesian: how many trials (default 10)
+    max_epochs = 3              # hyperband: the most epochs a trial trains (default: the
+    factor = 3                  #   epochs axis); factor: 1/factor of a round goes on
+    iterations = 1              # hyperband: how many times its brackets run
+
+    [axes]
+    learning_rate = { min = 1e-4, max = 0.1, log = true }   # a range: random, bayesian, hyperband
+    batch_size = { min = 16, max = 128, step = 16 }          # an integer range
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from mnist_zoo.axes import REPEAT_AXIS
+from mnist_zoo.errors import GridError
+
+STRATEGIES = ("grid", "random", "bayesian", "hyperband")
+# The [search] table's keys, their type, and the strategies they belong to.
+SEARCH_KEYS = {"strategy": (str, STRATEGIES), "max_trials": (int, ("random", "bayesian")),
+               "max_epochs": (int, ("hyperband",)), "factor": (int, ("hyperband",)),
+               "iterations": (int, ("hyperband",))}
+DEFAULTS = {"max_trials": 10, "factor": 3, "iterations": 1}  # keras-tuner's own defaults
+RANGE_AXES = {"learning_rate": float, "momentum": float, "dropout": float,
+              "batch_size": int, "epochs": int}
+RANGE_KEYS = {"min", "max", "log", "step"}
+
+
+def is_range(values) -> bool:
+    return isinstance(values, dict)
+
+
+def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
+    """A range axis, e.g. {min = 1e-4, max = 0.1, log = true}, checked; floats as floats."""
+    kind = RANGE_AXES.get(axis)
+    example = f"{axis} = {{ min = 1e-4, max = 0.1, log = true }}"
+    if kind is None:
+        raise GridError(f"{path}: axis {axis} cannot be a range (only "
+                        f"{', '.join(RANGE_AXES)} can); give a list of values")
+    if set(spec) - RANGE_KEYS or not {"min", "max"} <= set(spec):
+        raise GridError(f"{path}: range {axis} needs min and max (and optionally log, step), "
+                        f"e.g. {example}; got keys {sorted(spec)}")
+    for key in ("min", "max"):
+        problem = check_value(kind(spec[key]) if _is_number(spec[key]) else spec[key])
+        if problem or (kind is int and not isinstance(spec[key], int)):
+            raise GridError(f"{path}: {axis} range {key} = {spec[key]!r} is not allowed: "
+                            f"{problem or 'expected an integer'}")
+    low, high = spec["min"], spec["max"]
+    if not low < high:
+        raise GridError(f"{path}: {axis} range needs min < max, got min = {low}, max = {high}")
+    if not isinstance(spec.get("log", False), bool):
+        raise GridError(f"{path}: {axis} range: log must be true or false")
+    step = spec.get("step")
+    if step is not None and (not _is_number(step) or not step > 0
+                             or (kind is int and not isinstance(step, int))):
+        raise GridError(f"{path}: {axis} range: step must be a number > 0 "
+                        f"({'an integer ' if kind is int else ''}for {axis}), got {step!r}")
+    return {"min": kind(low), "max": kind(high), "log": spec.get("log", False),
+            **({"step": kind(step)} if step is not None else {})}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_search_table(path: Path, table) -> dict:
+    """The [search] table checked (values only; resolve_search applies the strategy)."""
+    if not isinstance(table, dict):
+        raise GridError(f"{path}: [search] must be a table, e.g. [search] strategy = \"random\"")
+    for key, value in table.items():
+        if key not in SEARCH_KEYS:
+            raise GridError(f"{path}: unknown [search] key {key!r}; allowed: "
+                            f"{', '.join(SEARCH_KEYS)}")
+        kind, allowed = SEARCH_KEYS[key]
+        if key == "strategy":
+            if value not in STRATEGIES:
+                raise GridError(f"{path}: strategy = {value!r} is not allowed: choose from "
+                                f"{', '.join(STRATEGIES)}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < (
+                2 if key == "factor" else 1):
+            raise GridError(f"{path}: [search] {key} = {value!r} must be an integer >= "
+                            f"{2 if key == 'factor' else 1}")
+    return dict(table)
+
+
+def resolve_search(spec: dict, strategy: str | None = None, max_trials: int | None = None,
+                   epochs: int | None = None) -> dict:
+    """The search's settings: the file's [search] with --strategy and --max-trials over
+    it, checked against the axes (a grid takes lists only; Hyperband sets the epochs,
+    up to --epochs when given)."""
+    path, axes = spec["path"], spec["axes"]
+    repeats = len(axes.get(REPEAT_AXIS, [0]))
+    search = dict(spec.get("search", {}))
+    if strategy:  # --strategy: the file's settings of another strategy do not apply
+        search = {key: value for key, value in search.items()
+                  if strategy in SEARCH_KEYS[key][1]}
+        search["strategy"] = strategy
+    if max_trials:
+        search["max_trials"] = max_trials
+    name = search.setdefault("strategy", "grid")
+    if name == "grid":
+        for axis, values in axes.items():
+            if is_range(values):
+                raise GridError(f"{path}: axis {axis} is a range; a grid needs a list of "
+                                "values, or set strategy = \"random\"")
+    if name in ("random", "bayesian"):
+        search.setdefault("max_trials", DEFAULTS["max_trials"])
+    if name == "hyperband":
+        max_epochs, epochs = epochs, axes.get("epochs", [])
+        if is_range(epochs) or len(epochs) > 1:
+            raise GridError(f"{path}: hyperband sets each trial's epochs itself (up to "
+                            "max_epochs): give epochs one value or none, and max_epochs in "
+                            "[search]")
+        search["max_epochs"] = max_epochs or search.get("max_epochs") or (
+            epochs[0] if epochs else 3)
+        search.setdefault("factor", DEFAULTS["factor"])
+        search.setdefault("iterations", DEFAULTS["iterations"])
+        if repeats > 1:
+            raise GridError(f"{path}: --repeats needs strategy grid, random or bayesian: "
+                            "Hyperband keeps a trial by its one run; use repeats = 1")
+    for key in search:
+        if key != "strategy" and name not in SEARCH_KEYS[key][1]:
+            raise GridError(f"{path}: {key} does not apply to strategy {name!r} (only to "
+                            f"{', '.join(SEARCH_KEYS[key][1])}); remove it or choose another "
+                            "strategy")
+    return search
+
