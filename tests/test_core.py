@@ -267,16 +267,30 @@ def _run_cli(*args):
                           timeout=300)
 
 
-def test_train_cli_help_and_bad_input(tmp_path):
-    help_text = _run_cli("mnist_zoo.train", "--help").stdout
+def _train_cli_in_process(capsys, *args) -> tuple[int, str, str]:
+    """`python -m mnist_zoo.train ARGS` in this process (a new one costs ~7 s): the exit
+    status (argparse's SystemExit included), stdout, stderr."""
+    from mnist_zoo.train._command import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_cli_help_and_bad_input(tmp_path, capsys):
+    code, help_text, _ = _train_cli_in_process(capsys, "--help")
+    assert code == 0
     for option in ("--model", "--activation", "--optimizer", "--learning-rate", "--batch-size",
                    "--epochs", "--lr-schedule", "--augment", "--data-dir", "--early-stopping",
                    "--keep-checkpoints", "--resume", "--initial-weights"):
         assert option in help_text
-    missing = _run_cli("mnist_zoo.train", "--data-dir", str(tmp_path / "none"))
-    assert missing.returncode == 2 and "MNIST_ZOO_DATA_DIR" in missing.stderr
-    unknown = _run_cli("mnist_zoo.train", "--model", "lenet6")
-    assert unknown.returncode == 2 and "invalid choice: 'lenet6'" in unknown.stderr
+    code, _, err = _train_cli_in_process(capsys, "--data-dir", str(tmp_path / "none"))
+    assert code == 2 and "MNIST_ZOO_DATA_DIR" in err
+    code, _, err = _train_cli_in_process(capsys, "--model", "lenet6")
+    assert code == 2 and "invalid choice: 'lenet6'" in err
 
 
 def test_train_cli_writes_a_run(tmp_path, mnist_8k2k):

@@ -34,6 +34,7 @@ def run_grid(tmp_path: Path, axes: str, data, name="grid", **kwargs) -> pd.DataF
 
 
 @pytest.mark.slow
+@pytest.mark.kernels
 def test_a_tiny_search_plots_from_its_own_csv(tmp_path, digits, zoo_check_image):
     table = run_grid(tmp_path, 'model = ["lenet5"]\nactivation = ["relu", "tanh"]\n'
                      'learning_rate = [0.01, 0.001]\nbatch_size = [32, 64]\nepochs = [2]',
@@ -54,18 +55,22 @@ def test_a_tiny_search_plots_from_its_own_csv(tmp_path, digits, zoo_check_image)
 
 
 @pytest.mark.slow
-def test_the_full_grid_runs_through_the_search_at_toy_size(tmp_path, digits):
-    """The README's grid, 81 LeNet-5 trials, as 1 epoch on 400 digits."""
-    spec = grid_lib.load_grid("full")
-    table = search_lib.search("full", data=digits, out=tmp_path / "out", epochs=1,
-                              export_top=1, verbose=0)
-    assert len(table) == 81 and table["trial_id"].is_unique
-    points = {tuple(str(p[a]) for a in grid_lib.CORE_AXES)
-              for p in grid_lib.grid_points({**spec["axes"], "epochs": [1]})}
+def test_the_full_grids_axes_run_through_the_search_at_toy_size(tmp_path, digits):
+    """The README's grid as 1 epoch on 400 digits, for one of its three activations: 27 of
+    its 81 trials, three fused groups (the other activations only repeat the grouping, at
+    ~8 s of graph building per group; test_built_in_grids_have_the_promised_sizes counts
+    all 81 points)."""
+    axes = grid_lib.load_grid("full")["axes"]
+    axes = {**axes, "activation": axes["activation"][:1], "epochs": [1]}
+    lines = [f"{axis} = {[str(v) if isinstance(v, str) else v for v in values]!r}"
+             for axis, values in axes.items()]
+    table = run_grid(tmp_path, "\n".join(lines).replace("'", '"'), digits, export_top=1)
+    assert len(table) == 27 and table["trial_id"].is_unique
+    points = {tuple(str(p[a]) for a in grid_lib.CORE_AXES) for p in grid_lib.grid_points(axes)}
     assert {tuple(map(str, row)) for row in
             table[list(grid_lib.CORE_AXES)].itertuples(index=False)} == points
     assert set(table["status"]) <= {"completed", "diverged"}
-    assert (table["status"] == "completed").sum() >= 70
+    assert (table["status"] == "completed").sum() >= 22
     # Trials sharing batches are trained nine at a time (3 lrs x 3 optimizers).
     assert (table["trained_with"] == 9).all()
     assert table["val_accuracy"].max() > 0.5  # 1 epoch on 400 digits, chance is 0.1
@@ -94,6 +99,7 @@ def test_each_extra_axis_reaches_the_trained_model(axis, tmp_path, digits):
     assert (table["val_accuracy"] > 0.1).all()
 
 
+@pytest.mark.kernels
 def test_a_diverged_trial_has_the_same_epochs_run_fused_or_not(tmp_path, digits):
     axes = ('model = ["lenet5"]\noptimizer = ["sgd"]\nlearning_rate = [1e12, 0.05]\n'
             "epochs = [3]")
@@ -133,6 +139,7 @@ def test_trials_are_logged_for_tensorboard_hparams(tmp_path, digits):
     assert not (tmp_path / "off" / "out" / "tuner" / "grid" / "tensorboard").exists()
 
 
+@pytest.mark.kernels
 def test_split_groups_cut_a_fused_group_into_parts(tmp_path, digits):
     """--split-groups N cuts each fused group into N parts: here one group of 4 into 2 + 2."""
     axes = ('model = ["lenet5"]\noptimizer = ["adam", "rmsprop"]\n'
