@@ -1,7 +1,6 @@
 """Issue #3: the keras-tuner grid search on real MNIST digits (no network)."""
 
 import json
-import os
 import re
 import signal
 import socket
