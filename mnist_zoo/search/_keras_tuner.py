@@ -93,17 +93,10 @@ def seed_oracle(oracle, seed: int) -> None:
     search's default seed 0 would draw other points on every fresh start. 0 is a seed."""
     oracle.seed = oracle._seed_state = seed
     if hasattr(oracle, "_make_gpr"):  # Bayesian: its random state and regressor too
-        reseed_bayesian(oracle, 0)
+        import numpy as np
+
+        oracle._random_state = np.random.RandomState(seed)
         oracle.gpr = oracle._make_gpr()
-
-
-def reseed_bayesian(oracle, trial_number: int) -> None:
-    """BayesianOptimizationOracle draws the optimiser's starting points from a RandomState
-    it does not save, so a resumed search proposed other points than an unbroken one
-    would have: draw them from the seed and the trial's number instead."""
-    import numpy as np
-
-    oracle._random_state = np.random.RandomState([oracle.seed, trial_number])
 
 
 def draws_ahead(oracle, first: dict, count: int) -> list[dict]:

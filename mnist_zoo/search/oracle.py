@@ -32,6 +32,11 @@ class ResumeFromRecords:
         keras-tuner queues the trials that were running when the search stopped; a
         failed result.json of theirs goes too, or the rerun would take it for done."""
         super().reload()
+        # keras-tuner writes a new trial's file, then its own state: a kill between the
+        # two leaves a trial its state never handed out (nor its seed, brackets or draws
+        # moved on for). Forget it: the same state hands out the same trial again.
+        for trial_id in set(self.trials) - set(self.start_order):
+            del self.trials[trial_id]
         unfinished = [trial_id for trial_id in sorted(self.trials)
                       if not self._has_result(trial_id)]
         if unfinished:

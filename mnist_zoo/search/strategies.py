@@ -5,9 +5,9 @@ it resume exactly and let the trainer fuse what it hands out together:
 - all three resume from the trial records (oracle.ResumeFromRecords), take seed 0 for a
   seed (keras-tuner took it for none, drawing other points on each fresh start), and
   hand out each point `repeats` times in a row (random, Bayesian; repeat 0, 1, ...);
-- Bayesian optimisation draws its optimiser's starting points from the seed and the
-  trial's number (keras-tuner's RandomState is not saved, so a resumed search proposed
-  other points than an unbroken one);
+- (Bayesian optimisation's RandomState, which keras-tuner does not save, only seeds the
+  starts of its 50 L-BFGS runs: the best of them came out the same whatever the state,
+  so a resumed search proposes what an unbroken one does; tests/test_search_strategies.)
 - random search and Hyperband publish what they will hand out (mnist_zoo.search.plan):
   the random search all its draws at its first trial, Hyperband each round when its
   first trial is picked (a round's first epochs from fresh draws, a later round's from
@@ -116,7 +116,6 @@ class BayesianOracle(RepeatsMixin, ResumeFromRecords, kt.oracles.BayesianOptimiz
         pending = self._next_pending()
         if pending:
             return pending
-        _keras_tuner.reseed_bayesian(self, int(trial_id))
         return self._with_repeats(super().populate_space(trial_id))
 
 
