@@ -194,7 +194,7 @@ def test_bad_grid_files_fail_before_training(case, tmp_path, capsys):
 
 
 def test_unknown_grid_name_lists_the_built_in_ones():
-    with pytest.raises(grid_lib.GridError, match="unknown grid 'ful'.*full, mlp, quick, smoke"):
+    with pytest.raises(grid_lib.GridError, match="unknown grid 'ful'.*full, full_hyperband, mlp, quick, smoke"):
         grid_lib.load_grid("ful")
 
 
