@@ -19,7 +19,8 @@ SIX_AXES = {"model": ["mlp_bp", "lenet5"], "activation": ["relu", "tanh"],
             "learning_rate": [0.01, 0.001], "optimizer": ["adam", "sgd"],
             "batch_size": [32, 64], "epochs": [1, 2]}
 FIXED_CHARTS = {"ranking.png", "lines_by_epochs.png", "parallel_coordinates.png",
-                "optimizer_x_activation.png", "what_matters.png", "training_curves.png"}
+                "optimizer_x_activation.png", "what_matters.png", "training_curves.png",
+                "optimisation_history.png"}
 LAB_CHARTS = {"ranking.png", "lines_by_batch_size.png", "heatmap_learning_rate_x_batch_size.png",
               "parallel_coordinates.png", "optimizer_x_activation.png", "what_matters.png"}
 

@@ -127,8 +127,9 @@ def score(values: dict) -> float:
 
 
 def new_oracle(project: Path, strategy: str, reload: bool = False):
-    oracle = make_oracle(BAYESIAN_AXES if strategy == "bayesian" else AXES, SEARCHES[strategy], objective=kt.Objective("val_accuracy", "max"),
-                         seed=0, max_failures=3)
+    axes = BAYESIAN_AXES if strategy == "bayesian" else AXES
+    oracle = make_oracle(axes, SEARCHES[strategy], seed=0, max_failures=3,
+                         objective=kt.Objective("val_accuracy", "max"))
     oracle._set_project_dir(str(project.parent), project.name)
     oracle.verbose = 0
     if reload:
@@ -145,7 +146,8 @@ def hand_out(project: Path, strategy: str, kill_after: int | None = None,
     reload it from the folder and go on."""
     oracle, done, handed = new_oracle(project, strategy), [], 0
     while True:
-        state = (project / "oracle.json").read_text() if (project / "oracle.json").exists() else None
+        saved = project / "oracle.json"
+        state = saved.read_text() if saved.exists() else None
         trial = oracle.create_trial("tuner0")
         if trial.status == "STOPPED":
             return done

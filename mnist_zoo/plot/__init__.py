@@ -19,6 +19,8 @@ Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and write
   optimizer_x_activation  best and mean result of each pairing
   what_matters            spread of the metric for each value of each setting
   training_curves         loss and accuracy per epoch of the --top trials
+  optimisation_history    the best result so far against trials and training seconds
+                          (any strategy: grid, random, Bayesian, Hyperband)
   report.html             the ten best trials, the pairs ranked by interaction, every chart
                           with its caption, and what was left out and why
 
@@ -41,6 +43,7 @@ from mnist_zoo.plot._command import build_parser, draw_charts, main, plot_result
 from mnist_zoo.plot._curves import plot_curves, read_histories
 from mnist_zoo.plot._data import N, RUNS, STD, PlotError, Results
 from mnist_zoo.plot._heatmaps import heatmap_data, plot_heatmaps
+from mnist_zoo.plot._history import history_data, plot_history
 from mnist_zoo.plot._interactions import chosen_pairs, interaction_ranking, plot_interactions
 from mnist_zoo.plot._lines import lines_data, plot_lines
 from mnist_zoo.plot._noise import noise_tests
@@ -55,6 +58,7 @@ from mnist_zoo.plot._what_matters import plot_what_matters
 __all__ = [
     "AXES", "N", "RUNS", "STD", "STYLE", "Chart", "PlotError", "Results", "build_parser",
     "chosen_pairs", "display_labels", "draw_charts", "format_value", "heatmap_data",
+    "history_data", "plot_history",
     "interaction_ranking", "left_out", "lines_data", "load_results", "main", "noise_tests",
     "parallel_data", "plot_curves", "plot_heatmaps", "plot_interactions", "plot_lines",
     "plot_optimizer_activation", "plot_parallel_coordinates", "plot_ranking", "plot_results",

@@ -13,6 +13,7 @@ from mnist_zoo.cli import command, output_folder
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._curves import plot_curves
 from mnist_zoo.plot._data import PlotError, Results
+from mnist_zoo.plot._history import plot_history
 from mnist_zoo.plot._interactions import TOP_PAIRS, plot_interactions
 from mnist_zoo.plot._lines import plot_lines
 from mnist_zoo.plot._optimizer_activation import plot_optimizer_activation
@@ -32,7 +33,8 @@ def draw_charts(res: Results, out: Path, fmt: str = "png", top: int = 5,
                   *plot_interactions(res, out, fmt, pairs, top_pairs),
                   *plot_parallel_coordinates(res, out, fmt),
                   *plot_optimizer_activation(res, out, fmt),
-                  *plot_what_matters(res, out, fmt), *plot_curves(res, out, fmt, top)]
+                  *plot_what_matters(res, out, fmt), *plot_curves(res, out, fmt, top),
+                  *plot_history(res, out, fmt)]
     return charts, not_drawn(res, charts, top)
 
 
@@ -45,6 +47,8 @@ def not_drawn(res: Results, charts: list[style.Chart], top: int) -> list[str]:
                      f"vary, and these {res.unit}s vary {varies}")
     elif not any(name.startswith("lines_by_") for name in names):
         notes.append(f"lines: no {res.unit} passes the threshold {res.format(res.threshold)}")
+    if "optimisation_history" not in names:
+        notes.append("optimisation history: the CSV has no seconds column")
     if top > 0 and "training_curves" not in names:
         notes.append("training curves: " + (
             "the CSV has no history_path column" if "history_path" not in res.trials else

@@ -5,8 +5,9 @@ share/mnist_zoo/search): an [axes] table of lists, one trial per combination, an
 optional [settings] table; an optional [search] table names another strategy, whose
 axes may also be ranges (mnist_zoo.search.space). This module reads and checks grid
 files and enumerates their points and the keys that name them; the axes themselves are
-named in mnist_zoo.axes. It imports no TensorFlow, so plot, bench and tests can share it. (Checking a `model` value
-looks up the model registry, which imports Keras, only when a grid names models.)
+named in mnist_zoo.axes. It imports no TensorFlow, so plot, bench and tests can share
+it. (Checking a `model` value looks up the model registry, which imports Keras, only
+when a grid names models.)
 """
 
 from __future__ import annotations
