@@ -1,4 +1,5 @@
-"""The grid search: keras-tuner's HyperModel builds, an Oracle picks, the Tuner loops.
+"""The search: keras-tuner's HyperModel builds, an Oracle picks, the Tuner loops; the
+grid by default, or random, Bayesian or Hyperband search (a search file's [search]).
 
     python -m mnist_zoo.search --grid full            # __main__.py -> _command.py
     from mnist_zoo.search import search               # the same from code (api.py)
@@ -8,8 +9,11 @@ Where each piece lives:
     api.py          `search()`: check the folders, build the tuner, load the data, report
     _command.py     the command line over search(): --jobs, roles, restarts, stop lines
     grid.py         grid files: where they are, allowed values, points and their keys
+    space.py        [search]: the strategy and its budget; axes given as ranges
     hypermodel.py   ZooHyperModel: a trial's values -> a compiled registry model
     oracle.py       ResumableGridOracle: hands out the grid's points in order, resumably
+    strategies.py   keras-tuner's random, Bayesian and Hyperband oracles, made resumable
+    plan.py         a trial's run (Hyperband's budget), batches an oracle hands out together
     tuner.py        ZooTuner: run_trial and on_trial_end, handing work to the parts below
     grouping.py     which points train together (fused), and how wide a group may be
     trainer.py      GroupTrainer: trains a group under its lock; steals work meanwhile
