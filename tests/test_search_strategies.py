@@ -263,3 +263,26 @@ def test_kill_9_of_a_two_job_hyperband_search_then_rerun_runs_every_trial_once(t
     assert len(continued) == 1 and (continued["epochs_run"] == 3).all()
     trials = [json.loads(p.read_text()) for p in out.glob("tuner/hb2/trial_*/trial.json")]
     assert sorted(t["status"] for t in trials) == ["COMPLETED"] * 6
+
+
+def test_bayesian_search_from_the_command_line_and_a_space_that_runs_out(tmp_path, capsys,
+                                                                          mnist_8k2k):
+    """--strategy over a file without [search]: Bayesian's Gaussian process proposes the
+    4th trial after 3 random ones (one axis varies); random search over the 4 points of
+    the smoke grid stops at them, owing none."""
+    common = ["--data-dir", str(mnist_8k2k), "--subset", "300", "--epochs", "1", "--jobs", "1",
+              "--export-top", "0", "--no-tensorboard"]
+    path = tmp_path / "lr.toml"
+    path.write_text(f'[axes]\nmodel = ["mlp_bp"]\n{RANGE}\n')
+    code = search_lib.main(["--grid", str(path), "--strategy", "bayesian", "--max-trials", "4",
+                            "--out", str(tmp_path / "bayes"), *common])
+    out = capsys.readouterr().out
+    assert code == 0 and "lr (bayesian): 4 trials" in out
+    table = pd.read_csv(tmp_path / "bayes" / "experiment_results.csv")
+    assert len(table) == 4 and (table["status"] == "completed").all()
+    assert table["learning_rate"].between(1e-3, 0.05).all() and table["learning_rate"].is_unique
+    code = search_lib.main(["--grid", "smoke", "--strategy", "random", "--max-trials", "9",
+                            "--out", str(tmp_path / "random"), *common])
+    out = capsys.readouterr().out
+    assert code == 0 and "have no result" not in out
+    assert len(pd.read_csv(tmp_path / "random" / "experiment_results.csv")) == 4
