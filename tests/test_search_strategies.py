@@ -187,6 +187,7 @@ def test_the_oracles_resume_exactly_after_a_kill(strategy, kill_after, between_w
 
 
 # --------------------------------------------------------------------------- searches
+@pytest.mark.kernels  # LeNet-5s fused: both CPU kernel paths (CI's TF_ENABLE_ONEDNN_OPTS=0 pass)
 def test_random_search_is_fused_repeated_and_recorded_like_the_grid(tmp_path, digits):
     path = search_file(tmp_path, "rnd", 'strategy = "random"\nmax_trials = 3',
                        f'model = ["lenet5"]\n{RANGE}\noptimizer = ["adam", "sgd"]\n'
