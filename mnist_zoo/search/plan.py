@@ -7,7 +7,7 @@ names its run folder and its row), `trial_columns` into the row's extra columns.
 
 An oracle that knows what it will hand out next (random search: its draws do not depend
 on results; Hyperband: a round, once its first trial is picked) writes that batch down
-(`Batches.publish`), one small file per run under <project>/batches/; the trainer reads
+(`Batches.publish`) under <project>/batches/; the trainer reads
 it (`Batches.batch_of`) and trains the runs of the batch that share their batches
 together, as it trains a grid's (mnist_zoo.search.grouping). A run nobody published
 trains alone: the files make training faster, never different.
@@ -43,23 +43,25 @@ def trial_columns(values: dict) -> dict:
 
 
 class Batches:
-    """The batches an oracle published, one file per run: <folder>/<run key>.json holds
-    the list of the batch's runs (their run_values)."""
+    """The batches an oracle published: <folder>/batch_<key>.json holds a batch's runs
+    (their run_values), and <folder>/<run key>.json names the batch each run is in. A
+    batch never changes once written, so each is read once per process."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self._read: dict[str, list[dict]] = {}
 
     def publish(self, runs: list[dict]) -> None:
-        """Write the batch down, unless each of its runs already belongs to one (a batch
-        never changes once written: every process must cut the same groups)."""
+        """Write the batch down, its runs that belong to no batch yet (every process
+        must cut the same groups, so a run's batch never changes)."""
+        runs = [run for run in runs if not self.knows(run)]
         if len(runs) < 2:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(runs)
+        name = f"batch_{values_key(runs[0])}.json"
+        atomic_write_text(self.folder / name, json.dumps(runs))
         for run in runs:
-            path = self.folder / f"{values_key(run)}.json"
-            if not path.exists():
-                atomic_write_text(path, text)
+            atomic_write_text(self.folder / f"{values_key(run)}.json", json.dumps(name))
 
     def knows(self, run: dict) -> bool:
         return (self.folder / f"{values_key(run)}.json").exists()
@@ -67,21 +69,22 @@ class Batches:
     def batch_of(self, run: dict) -> list[dict]:
         """The published batch this run belongs to, or the run alone."""
         try:
-            runs = json.loads((self.folder / f"{values_key(run)}.json").read_text())
+            name = json.loads((self.folder / f"{values_key(run)}.json").read_text())
         except (OSError, ValueError):
             return [run]
-        return runs if isinstance(runs, list) and run in runs else [run]
+        runs = self._batch(name) if isinstance(name, str) else []
+        return runs if run in runs else [run]
 
     def published(self) -> list[dict]:
         """Every run of every batch published so far (for work stealing), in batch order."""
-        seen, runs = set(), []
-        for path in sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        paths = sorted(self.folder.glob("batch_*.json"), key=lambda p: p.stat().st_mtime)
+        return [run for path in paths for run in self._batch(path.name)]
+
+    def _batch(self, name: str) -> list[dict]:
+        if name not in self._read:
             try:
-                batch = json.loads(path.read_text())
+                runs = json.loads((self.folder / name).read_text())
             except (OSError, ValueError):
-                continue
-            for run in batch if isinstance(batch, list) else []:
-                if values_key(run) not in seen:
-                    seen.add(values_key(run))
-                    runs.append(run)
-        return runs
+                return []
+            self._read[name] = runs if isinstance(runs, list) else []
+        return self._read[name]
