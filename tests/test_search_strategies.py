@@ -287,3 +287,19 @@ def test_bayesian_search_from_the_command_line_and_a_space_that_runs_out(tmp_pat
     out = capsys.readouterr().out
     assert code == 0 and "have no result" not in out
     assert len(pd.read_csv(tmp_path / "random" / "experiment_results.csv")) == 4
+
+
+def test_hyperband_records_a_round_that_would_go_on_from_a_diverged_run(tmp_path, digits):
+    """Every run diverges (NaN is a result): the best of round 0 has no model to go on
+    from, so its next round is recorded as diverged without training."""
+    path = search_file(tmp_path, "nan", 'strategy = "hyperband"\nmax_epochs = 3\nfactor = 3',
+                       'model = ["mlp_bp"]\noptimizer = ["sgd"]\n'
+                       "learning_rate = { min = 1e9, max = 1e12, log = true }")
+    table = search_lib.search(str(path), data=digits, out=tmp_path / "out", verbose=0,
+                              export_top=1, tensorboard=False)
+    assert len(table) == 6 and (table["status"] == "diverged").all()
+    (_, child), = table[table["round"] == 1].iterrows()
+    assert child["seconds"] == 0 and child["model_path"] == ""  # no model
+    assert child["epochs_run"] == 1  # the diverged parent's one epoch, nothing added
+    models = tmp_path / "out" / "models"
+    assert not models.exists() or not any(models.iterdir())
