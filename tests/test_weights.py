@@ -1,7 +1,9 @@
-"""Pretrained weights shipped in mnist_zoo/weights/: each loads and scores what it states.
+"""Pretrained weights shipped in mnist_zoo/models/weights/: each loads and scores what it states.
 
-Inference only, on the real 10k test sets: MNIST from ../shared/data/mnist-full, Fashion-MNIST
-from Debian's /usr/share/datasets/fashion-mnist (skipped where a folder is missing).
+Inference only, on the real test sets: MNIST from ../shared/data/mnist-full, Fashion-MNIST
+from Debian's /usr/share/datasets/fashion-mnist (skipped where a folder is missing). Each
+file is scored on the seeded 2,000-image sample its sidecar names (a fifth of the time of
+the whole test set: the four CNN files took 10 s each on 10,000 images on one core).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_zoo import build_lenet5, build_model, evaluate, predict
+import h5py
+
+from mnist_zoo import build_lenet5, build_model, evaluate, list_models, predict
 from mnist_zoo.data import read_idx
-from mnist_zoo.models.pretrained import list_weights, weights_path
+from mnist_zoo.models.pretrained import WEIGHTS_DIR, list_weights, weights_path
 from mnist_zoo.errors import ModelError
 from mnist_zoo.models.saved import load_model
 
@@ -25,11 +29,16 @@ from conftest import FASHION_MNIST, MNIST_FULL, require_data
 
 TEST_SETS = {"mnist": MNIST_FULL, "fashion_mnist": FASHION_MNIST}
 SHIPPED = list_weights()
-# The issue asks for these at least; each file must stay small enough to ship.
-REQUIRED = [f"{model}:{dataset}" for model in ("lenet5", "mlp_bp", "cnn3", "cnn_bn")
-            for dataset in TEST_SETS]
-MAX_BYTES = 1024 * 1024
-TOLERANCE = 0.0005  # 0.05 percentage points
+# Every zoo model on both datasets (issue #21).
+REQUIRED = [f"{model}:{dataset}" for model in list_models() for dataset in TEST_SETS]
+# The package with all its weights stays under ~15 MB (issue #21): files that would pass
+# 1 MiB as float32 ship as float16 (tools/model_zoo.py's FLOAT16_ABOVE).
+MAX_PACKAGE_BYTES = 15 * 1024 * 1024
+FLOAT16_ABOVE = 1024 * 1024
+# The same file on the same images as when it was measured: only the order of float sums
+# (thread count, oneDNN or not) can differ, flipping a near-tie; 2 images of 2,000.
+SUBSET_TOLERANCE = 0.001
+TOLERANCE = 0.0005  # 0.05 percentage points, for the whole test set (the evaluate CLI)
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +73,46 @@ def test_setup_cfg_packages_the_weights_and_recipes():
             assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
-def test_the_required_weights_are_shipped_and_small():
+def _stored_dtypes(path: Path) -> set[str]:
+    found = set()
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: found.add(str(item.dtype))
+                          if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def test_every_model_ships_weights_for_both_datasets_and_the_package_stays_small():
     missing = [key for key in REQUIRED if key not in SHIPPED]
     assert not missing, f"no shipped weights for {missing}"
+    package = WEIGHTS_DIR.parents[1]
+    total = sum(path.stat().st_size for path in package.rglob("*")
+                if path.is_file() and "__pycache__" not in path.parts)
+    assert total <= MAX_PACKAGE_BYTES, f"mnist_zoo/ holds {total:,} bytes"
     for key, entry in SHIPPED.items():
-        size = weights_path(entry["model"], entry["dataset"]).stat().st_size
-        assert size <= MAX_BYTES, f"{key}: {size} bytes"
+        path = weights_path(entry["model"], entry["dataset"])
+        # float16 exactly where float32 would pass the limit, and as the sidecar says
+        expected = "float16" if 4 * entry["params"] > FLOAT16_ABOVE else "float32"
+        assert entry["dtype"] == expected and _stored_dtypes(path) == {expected}, key
 
 
 @pytest.mark.parametrize("key", sorted(SHIPPED))
 def test_shipped_weights_score_their_stated_accuracy(key, official_test_set):
+    """The file, loaded as a user loads it, scores the sidecar's figure on its 2,000-image
+    sample; the figure stated for the whole test set (the card's) must agree with that
+    sample within 4 standard deviations of a 2,000-of-10,000 draw."""
     model, dataset = key.split(":")
+    stated = SHIPPED[key]
     x, y = official_test_set(dataset)
+    sample = np.sort(np.random.default_rng(stated["test_subset"]["seed"]).choice(
+        len(x), stated["test_subset"]["images"], replace=False))
     net = build_model(model, weights=dataset, compile=False)
-    accuracy = float((net.predict(x, batch_size=1000, verbose=0).argmax(axis=1) == y).mean())
-    assert abs(accuracy - SHIPPED[key]["test_accuracy"]) <= TOLERANCE, (accuracy, SHIPPED[key])
+    predicted = net.predict(x[sample], batch_size=1000, verbose=0).argmax(axis=1)
+    accuracy = float((predicted == y[sample]).mean())
+    assert abs(accuracy - stated["test_subset"]["accuracy"]) <= SUBSET_TOLERANCE, (accuracy,
+                                                                                   stated)
+    whole, n = stated["test_accuracy"], len(sample)
+    spread = np.sqrt(whole * (1 - whole) / n * (len(x) - n) / (len(x) - 1))
+    assert abs(accuracy - whole) <= 4 * spread, (accuracy, stated)
 
 
 def test_build_lenet5_with_mnist_weights_reads_digits(official_test_set):
@@ -89,7 +123,7 @@ def test_build_lenet5_with_mnist_weights_reads_digits(official_test_set):
 
 
 def test_unknown_weights_are_a_one_line_error_listing_what_exists():
-    for model, weights in (("lenet5", "kmnist"), ("mlp_simple", "mnist")):
+    for model, weights in (("lenet5", "kmnist"), ("mlp_simple", "emnist")):
         with pytest.raises(ValueError) as caught:
             build_model(model, weights=weights)
         message = str(caught.value)
@@ -104,13 +138,16 @@ def test_weights_refuse_another_architecture():
 
 
 def test_evaluate_cli_scores_a_zoo_name(tmp_path, capsys):
+    """mlp_complex: a float16 file, whose whole-test-set figure the card states (and a
+    quicker model to run on 10,000 images than a CNN)."""
     require_data(MNIST_FULL)
     out = tmp_path / "evaluation"
-    assert evaluate.main(["lenet5:mnist", "--data-dir", str(MNIST_FULL), "--out", str(out),
+    assert evaluate.main(["mlp_complex:mnist", "--data-dir", str(MNIST_FULL), "--out", str(out),
                           "--gallery-size", "5"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert abs(metrics["accuracy"] - SHIPPED["lenet5:mnist"]["test_accuracy"]) <= TOLERANCE
-    assert metrics["model_kind"] == "pretrained" and metrics["model_name"] == "lenet5_mnist"
+    assert abs(metrics["accuracy"] - SHIPPED["mlp_complex:mnist"]["test_accuracy"]) <= TOLERANCE
+    assert metrics["model_kind"] == "pretrained"
+    assert metrics["model_name"] == "mlp_complex_mnist"
 
     assert evaluate.main(["lenet5:kmnist", "--out", str(out)]) == 2
     err = capsys.readouterr().err
