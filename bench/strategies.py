@@ -13,7 +13,11 @@ grid's axes, the learning rate a log range), each with every --seed. Then:
   pooled over the grid's 10 best points (--noise gives it instead, e.g. with one seed);
 - "within noise": a completed trial whose test accuracy is at least best - 2 x noise;
 - for every run: its wall time, the seconds from its start until its first trial within
-  noise finished (the trial's finished_at), its trials and its best test accuracy.
+  noise finished (the trial's finished_at), its completed trials and its best test accuracy.
+
+With --stop-within-noise the random and Hyperband runs end at their first trial within
+noise, or after --cap x the grid's median wall time: the time to within noise is all the
+table needs of them, and the grid runs (always whole) are most of the cost.
 
 It writes runs.csv (one row per run), strategies.md (the table, medians over the seeds,
 and each strategy's time to within noise as a fraction of the grid's wall time) and
@@ -24,6 +28,8 @@ best_so_far.png (best test accuracy so far against wall seconds, one line per ru
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,8 +50,9 @@ TOP_POINTS = 10  # the grid's best points whose spread over seeds is the noise
 AXES = ["activation", "learning_rate", "optimizer", "batch_size"]
 
 
-def run_search(strategy: str, seed: int, args) -> dict:
-    """One search from scratch; its wall time and where its results are."""
+def run_search(strategy: str, seed: int, args, stop=None) -> dict:
+    """One search from scratch; its wall time and where its results are. stop(csv,
+    seconds) -> a reason ("" to go on) ends it early."""
     out = Path(args.out) / f"{strategy}_seed{seed}"
     command = [sys.executable, "-m", "mnist_zoo.search", *STRATEGIES[strategy], "--out", str(out),
                "--seed", str(seed), "--jobs", str(args.jobs), "--export-top", "0",
@@ -57,9 +64,39 @@ def run_search(strategy: str, seed: int, args) -> dict:
     command += ["--no-fuse"] if args.no_fuse else []
     print(f"\n$ {' '.join(command)}", flush=True)
     started = time.time()
-    subprocess.run(command, check=True, stdout=None if args.verbose else subprocess.DEVNULL)
+    # A session of its own, so that a stop ends its --jobs workers with it.
+    search = subprocess.Popen(command, stdout=None if args.verbose else subprocess.DEVNULL,
+                              start_new_session=True)
+    stopped = ""
+    while search.poll() is None:
+        time.sleep(2)
+        if stop is not None:
+            stopped = stop(out / RESULTS_CSV, time.time() - started)
+            if stopped:
+                os.killpg(search.pid, signal.SIGKILL)
+                search.wait()
+    if search.returncode != 0 and not stopped:
+        raise SystemExit(f"error: the {strategy} search (seed {seed}) exited with "
+                         f"{search.returncode}")
     return {"strategy": strategy, "seed": seed, "started": started,
-            "wall_seconds": time.time() - started, "csv": out / RESULTS_CSV}
+            "wall_seconds": time.time() - started, "csv": out / RESULTS_CSV,
+            "stopped": stopped}
+
+
+def stopper(threshold: float, cap_seconds: float):
+    """Stops a run at its first completed trial within noise, or once it has run
+    cap_seconds: past that the strategy has missed the target anyway, and the rest of
+    its run would measure nothing the table reports."""
+    def stop(csv: Path, elapsed: float) -> str:
+        if elapsed > cap_seconds:
+            return "cap"
+        try:
+            table = pd.read_csv(csv)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            return ""
+        done = table[table["status"] == "completed"]
+        return "within noise" if (done["test_accuracy"] >= threshold).any() else ""
+    return stop
 
 
 def grid_reference(grid_runs: list[dict], noise: float | None) -> tuple[float, float]:
@@ -82,14 +119,23 @@ def grid_reference(grid_runs: list[dict], noise: float | None) -> tuple[float, f
 def within_noise(run: dict, threshold: float) -> dict:
     """The run's row: its trials, best test accuracy, and the seconds until its first
     completed trial at or above the threshold (NaN: never)."""
-    table = pd.read_csv(run["csv"])
+    table = read_rows(run["csv"])
     done = table[table["status"] == "completed"].sort_values("finished_at")
     hits = done[done["test_accuracy"] >= threshold]
     first = hits["finished_at"].iloc[0] - run["started"] if len(hits) else np.nan
-    return {"strategy": run["strategy"], "seed": run["seed"], "trials": len(table),
+    return {"strategy": run["strategy"], "seed": run["seed"], "trials": len(done),
             "best_test_accuracy": done["test_accuracy"].max(),
             "wall_seconds": round(run["wall_seconds"], 1),
-            "seconds_to_within_noise": round(first, 1)}
+            "seconds_to_within_noise": round(first, 1),
+            "stopped": run.get("stopped") or "finished"}
+
+
+def read_rows(csv: Path) -> pd.DataFrame:
+    """A run's rows; none when it was stopped before its first trial ended."""
+    try:
+        return pd.read_csv(csv)
+    except (OSError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["status", "test_accuracy", "finished_at"])
 
 
 def summary_table(rows: pd.DataFrame, best: float, noise: float, threshold: float) -> str:
@@ -127,7 +173,7 @@ def draw(runs: list[dict], threshold: float, path: Path) -> None:
     fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.subplots()
     for run in runs:
-        table = pd.read_csv(run["csv"]).sort_values("finished_at")
+        table = read_rows(run["csv"]).sort_values("finished_at")
         accuracy = table["test_accuracy"].where(table["status"] == "completed")
         ax.step(table["finished_at"] - run["started"], accuracy.cummax(), where="post",
                 color=colours[run["strategy"]], alpha=0.8,
@@ -159,16 +205,25 @@ def main(argv=None) -> int:
                         help="the noise in test accuracy (default: from the grid's seeds)")
     parser.add_argument("--jobs", default="auto", help="the search's --jobs")
     parser.add_argument("--no-fuse", action="store_true", help="the search's --no-fuse")
+    parser.add_argument("--stop-within-noise", action="store_true",
+                        help="end each random and Hyperband run at its first trial within "
+                             "noise (or at --cap): its time to within noise, not its whole run")
+    parser.add_argument("--cap", type=float, default=0.5,
+                        help="with --stop-within-noise: end a run that has not got there "
+                             "after this fraction of the grid's wall time (default 0.5)")
     parser.add_argument("--verbose", action="store_true", help="show the searches' output")
     parser.add_argument("--out", default=str(HERE / "out" / "strategies"))
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if "grid" not in args.strategies:
         parser.error("the grid is the reference: keep it in --strategies")
-    runs = [run_search(strategy, seed, args) for strategy in args.strategies
-            for seed in args.seeds]
-    best, noise = grid_reference([r for r in runs if r["strategy"] == "grid"], args.noise)
+    runs = [run_search("grid", seed, args) for seed in args.seeds]
+    best, noise = grid_reference(runs, args.noise)
     threshold = best - 2 * noise
+    grid_wall = float(np.median([run["wall_seconds"] for run in runs]))
+    stop = stopper(threshold, args.cap * grid_wall) if args.stop_within_noise else None
+    runs += [run_search(strategy, seed, args, stop) for strategy in args.strategies
+             if strategy != "grid" for seed in args.seeds]
     rows = pd.DataFrame([within_noise(run, threshold) for run in runs])
     rows.to_csv(Path(args.out) / "runs.csv", index=False)
     text = summary_table(rows, best, noise, threshold)
