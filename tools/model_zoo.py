@@ -53,8 +53,8 @@ COLUMNS = ("recipe", "model", "dataset", "variant", "augment", "seed", "epochs",
            "shipped_test_accuracy", "weights_dtype")
 SPEED_COLUMNS = ("recipe", "model", "dataset", "batch_size", "augment", "steps_per_epoch",
                  "timed_batches", "train_seconds_per_epoch", "inference_images",
-                 "inference_images_per_second", "cpu", "cores", "load_average", "tensorflow",
-                 "date")
+                 "inference_images_per_second", "cpu", "cores", "kernels", "load_average",
+                 "tensorflow", "date")
 # Published and lab figures the card compares with (MNIST test accuracy). `models`: the
 # zoo models that are that architecture, whose rows cite it; `lab`: a figure of the
 # lab's own reports, which every MNIST recipe is compared with.
@@ -380,6 +380,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_kernels() -> str:
+    """Which CPU kernels this process' TensorFlow runs: oneDNN when TF_ENABLE_ONEDNN_OPTS=1,
+    or unset on a CPU where TensorFlow turns it on itself (AVX512_VNNI, BF16 or AMX);
+    else its own. tools/ is not one of the package's commands, which turn oneDNN on."""
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if setting is None:
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            flags = ""
+        on = any(flag in flags for flag in ("avx512_vnni", "avx512_bf16", "amx"))
+        return ("oneDNN (on by TensorFlow's default on this CPU)" if on
+                else "TensorFlow's own (oneDNN off by default: no AVX512_VNNI/BF16/AMX)")
+    return "oneDNN" if setting == "1" else "TensorFlow's own (TF_ENABLE_ONEDNN_OPTS=0)"
+
+
 def measure_speed(recipe: str, batches: int, images: int, mnist_dir: Path) -> dict:
     """Seconds per training epoch of `recipe` (its model, batch size, optimizer and
     augmentation, on its dataset's 55,000 training images) and inference images/second.
@@ -438,7 +454,7 @@ def measure_speed(recipe: str, batches: int, images: int, mnist_dir: Path) -> di
         "train_seconds_per_epoch": f"{epoch_seconds[1] / timed * steps_per_epoch:.2f}",
         "inference_images": len(x),
         "inference_images_per_second": f"{len(x) / min(passes):.0f}",
-        "cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "kernels": cpu_kernels(),
         "load_average": "", "tensorflow": tf.__version__,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
     }
@@ -523,17 +539,21 @@ def results_table(runs: list[dict], speeds: list[dict]) -> str:
             f"| {int(rows[0]['params']):,} | {per_epoch} | {per_second} | {weights} "
             f"| {shipped} | `python -m mnist_zoo.train --recipe {recipe}` |")
     lines.append("")
-    machines = sorted({(r["cpu"], r["cores"], r["tensorflow"]) for r in speeds})
+    machines = sorted({(r["cpu"], r["cores"], r["tensorflow"], r.get("kernels") or "")
+                       for r in speeds})
     if not machines:
         lines.append("Speed: not measured yet (`python tools/model_zoo.py speed` on an idle "
                      "machine fills the two speed columns).")
     for machine in machines:
-        measured = [r for r in speeds if (r["cpu"], r["cores"], r["tensorflow"]) == machine]
+        measured = [r for r in speeds if (r["cpu"], r["cores"], r["tensorflow"],
+                                          r.get("kernels") or "") == machine]
+        kernels = f", {machine[3]} kernels" if machine[3] else ""
         dates = ", ".join(sorted({r["date"] for r in measured}))
         loads = sorted(float(r["load_average"]) for r in measured)
         timed = ", ".join(sorted({r["timed_batches"] for r in measured}, key=int))
         lines.append(f"Speed measured by `tools/model_zoo.py speed` on {machine[0]}, "
-                     f"{machine[1]} cores, TensorFlow {machine[2]} ({dates}; {len(measured)} "
+                     f"{machine[1]} cores, TensorFlow {machine[2]}{kernels} ({dates}; "
+                     f"{len(measured)} "
                      f"recipes, one model at a time, {timed} training batches timed; 1-minute "
                      f"load average {loads[0]:.2f}–{loads[-1]:.2f} before the command).")
     return "\n".join(lines)
