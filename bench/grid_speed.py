@@ -36,7 +36,7 @@ import keras  # noqa: E402
 import memory  # noqa: E402  (bench/memory.py, beside this file)
 import pandas as pd  # noqa: E402
 
-from mnist_zoo import data as data_lib  # noqa: E402
+from mnist_zoo import data as data_lib, onednn_by_default  # noqa: E402
 from mnist_zoo.axes import CORE_AXES  # noqa: E402
 from mnist_zoo.search.grid import grid_points, load_grid  # noqa: E402
 from mnist_zoo.models import build_model  # noqa: E402
@@ -219,7 +219,7 @@ def cpu_description() -> str:
     except OSError:
         return "unknown"
     model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
-    vnni = any(flag in cpuinfo for flag in ("avx512_vnni", "avx512_bf16", "amx"))
+    vnni = onednn_by_default()
     return (f"{model.group(1) if model else 'unknown'}, {os.cpu_count()} cores, "
             f"{'with' if vnni else 'without'} AVX512_VNNI/BF16/AMX (oneDNN "
             f"{'on' if vnni else 'off'} by TensorFlow's default)")

@@ -90,10 +90,7 @@ def stopper(threshold: float, cap_seconds: float):
     def stop(csv: Path, elapsed: float) -> str:
         if elapsed > cap_seconds:
             return "cap"
-        try:
-            table = pd.read_csv(csv)
-        except (OSError, ValueError, pd.errors.EmptyDataError):
-            return ""
+        table = read_rows(csv)
         done = table[table["status"] == "completed"]
         return "within noise" if (done["test_accuracy"] >= threshold).any() else ""
     return stop
@@ -131,10 +128,11 @@ def within_noise(run: dict, threshold: float) -> dict:
 
 
 def read_rows(csv: Path) -> pd.DataFrame:
-    """A run's rows; none when it was stopped before its first trial ended."""
+    """A run's rows; none when it was stopped before its first trial ended (or the file
+    is being written as the stopper reads it)."""
     try:
         return pd.read_csv(csv)
-    except (OSError, pd.errors.EmptyDataError):
+    except (OSError, ValueError):  # pandas' EmptyDataError and ParserError are ValueErrors
         return pd.DataFrame(columns=["status", "test_accuracy", "finished_at"])
 
 

@@ -32,6 +32,17 @@ def _is_own_command() -> bool:
                for flag, module in zip(argv, argv[1:]))
 
 
+def onednn_by_default() -> bool:
+    """Whether TensorFlow turns oneDNN on by itself on this CPU (its rule: AVX512_VNNI,
+    AVX512_BF16 or AMX among the CPU's flags; Linux's /proc/cpuinfo, else False)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_vnni", "avx512_bf16", "amx"))
+
+
 def prefer_onednn() -> None:
     """TensorFlow turns oneDNN on by default only on CPUs with AVX512_VNNI/BF16/AMX. On
     other x86 CPUs its own kernels train these models 1.3-2.4x slower, and they lack the

@@ -384,14 +384,11 @@ def cpu_kernels() -> str:
     """Which CPU kernels this process' TensorFlow runs: oneDNN when TF_ENABLE_ONEDNN_OPTS=1,
     or unset on a CPU where TensorFlow turns it on itself (AVX512_VNNI, BF16 or AMX);
     else its own. tools/ is not one of the package's commands, which turn oneDNN on."""
+    from mnist_zoo import onednn_by_default
+
     setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     if setting is None:
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            flags = ""
-        on = any(flag in flags for flag in ("avx512_vnni", "avx512_bf16", "amx"))
-        return ("oneDNN (on by TensorFlow's default on this CPU)" if on
+        return ("oneDNN (on by TensorFlow's default on this CPU)" if onednn_by_default()
                 else "TensorFlow's own (oneDNN off by default: no AVX512_VNNI/BF16/AMX)")
     return "oneDNN" if setting == "1" else "TensorFlow's own (TF_ENABLE_ONEDNN_OPTS=0)"
 
@@ -539,14 +536,15 @@ def results_table(runs: list[dict], speeds: list[dict]) -> str:
             f"| {int(rows[0]['params']):,} | {per_epoch} | {per_second} | {weights} "
             f"| {shipped} | `python -m mnist_zoo.train --recipe {recipe}` |")
     lines.append("")
-    machines = sorted({(r["cpu"], r["cores"], r["tensorflow"], r.get("kernels") or "")
-                       for r in speeds})
+    def machine_of(row: dict) -> tuple:
+        return row["cpu"], row["cores"], row["tensorflow"], row.get("kernels") or ""
+
+    machines = sorted({machine_of(r) for r in speeds})
     if not machines:
         lines.append("Speed: not measured yet (`python tools/model_zoo.py speed` on an idle "
                      "machine fills the two speed columns).")
     for machine in machines:
-        measured = [r for r in speeds if (r["cpu"], r["cores"], r["tensorflow"],
-                                          r.get("kernels") or "") == machine]
+        measured = [r for r in speeds if machine_of(r) == machine]
         kernels = f", {machine[3]} kernels" if machine[3] else ""
         dates = ", ".join(sorted({r["date"] for r in measured}))
         loads = sorted(float(r["load_average"]) for r in measured)
