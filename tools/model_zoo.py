@@ -4,6 +4,7 @@
     python tools/model_zoo.py run lenet5/mnist --seeds 0 --augment none   # the "without" run
     python tools/model_zoo.py card                                         # docs/model_zoo.md
     python tools/model_zoo.py ship lenet5/mnist                            # weights again
+    python tools/model_zoo.py promote cnn_bn/mnist epochs=16               # a variant -> recipe
     python tools/model_zoo.py speed                                        # on an idle machine
 
 `run` trains each recipe x seed through mnist_zoo.train.train() and appends one row per
@@ -70,7 +71,8 @@ LOCK = Path(tempfile.gettempdir()) / "mnist_zoo_runs.csv.lock"
 
 
 # --------------------------------------------------------------------------- the runs CSV
-def read_runs(path: Path = RUNS_CSV) -> list[dict]:
+def read_runs(path: Path | None = None) -> list[dict]:
+    path = path or RUNS_CSV  # looked up at call time: tests point it elsewhere
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
@@ -102,7 +104,8 @@ def _run_key(row: dict) -> tuple[str, str, int]:
     return row["recipe"], row["variant"], int(row["seed"])
 
 
-def append_run(row: dict, path: Path = RUNS_CSV) -> None:
+def append_run(row: dict, path: Path | None = None) -> None:
+    path = path or RUNS_CSV
     with _locked():
         header = None
         if path.is_file():
@@ -118,15 +121,17 @@ def append_run(row: dict, path: Path = RUNS_CSV) -> None:
             writer.writerow(row)
 
 
-def replace_run(row: dict, path: Path = RUNS_CSV) -> None:
+def replace_run(row: dict, path: Path | None = None) -> None:
     """Put `row` in place of the CSV's row of the same recipe, variant and seed (a run
     trained again)."""
+    path = path or RUNS_CSV
     with _locked():
         _write_runs([r for r in read_runs(path) if _run_key(r) != _run_key(row)] + [row], path)
 
 
-def update_run(key: tuple[str, str, int], fields: dict, path: Path = RUNS_CSV) -> None:
+def update_run(key: tuple[str, str, int], fields: dict, path: Path | None = None) -> None:
     """Set `fields` in the CSV's row `key` (recipe, variant, seed)."""
+    path = path or RUNS_CSV
     with _locked():
         rows = read_runs(path)
         matches = [r for r in rows if _run_key(r) == key]
@@ -175,6 +180,12 @@ def parse_overrides(recipe: str, pairs: list[str]) -> dict:
     return overrides
 
 
+def _run_folder(recipe: str, variant: str, seed: int) -> str:
+    """The run's folder under --out: "cnn_bn_mnist_epochs_16_seed0"."""
+    return (f"{recipe.replace('/', '_')}_"
+            f"{variant.replace('=', '_').replace(',', '_')}_seed{seed}")
+
+
 def run_one(recipe: str, seed: int, overrides: dict, out: Path, mnist_dir: Path) -> dict:
     from mnist_zoo.train.recipes import recipe_settings
     from mnist_zoo.train import train
@@ -182,8 +193,7 @@ def run_one(recipe: str, seed: int, overrides: dict, out: Path, mnist_dir: Path)
     settings = {**recipe_settings(recipe), **overrides}
     variant = variant_name(overrides)
     data_dir = _data_dir(settings["dataset"], mnist_dir)
-    name = (f"{recipe.replace('/', '_')}_"
-            f"{variant.replace('=', '_').replace(',', '_')}_seed{seed}")
+    name = _run_folder(recipe, variant, seed)
     load = os.getloadavg()[0]  # how busy the shared cores were as the run began
     result = train(**settings, data_dir=data_dir, seed=seed, out=out, name=name,
                    export=False, verbose=2)
@@ -317,7 +327,7 @@ def ship(recipes: list[str], out: Path, mnist_dir: Path) -> None:
         row = next((r for r in shipping if r["recipe"] == recipe), None)
         if row is None:
             raise SystemExit(f"{recipe}: no seed-{SHIP_SEED} run in {RUNS_CSV.name}; run it first")
-        run_dir = out / f"{recipe.replace('/', '_')}_recipe_seed{SHIP_SEED}"
+        run_dir = out / _run_folder(recipe, "recipe", SHIP_SEED)
         if (run_dir / "model.keras").is_file():
             metrics = json.loads((run_dir / "metrics.json").read_text())
             net = keras.models.load_model(run_dir / "model.keras", compile=False)
@@ -366,6 +376,87 @@ def run(recipes: list[str], seeds: list[int], sets: list[str], out: Path,
                   + (f", shipped {row['weights_file']} ({row['weights_dtype']}) test "
                      f"{row['shipped_test_accuracy']}" if row["weights_file"] else ""),
                   flush=True)
+
+
+def _toml_value(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def set_recipe_keys(recipe: str, overrides: dict, why: str,
+                    path: Path | None = None) -> None:
+    """Rewrite `overrides`' lines in recipe's table of recipes.toml, each with the comment
+    `why` (the rest of the file, comments included, stays as it is)."""
+    import re
+
+    from mnist_zoo.train.recipes import RECIPES_FILE, load_recipes
+
+    path = path or RECIPES_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    table = "[" + recipe.replace("/", ".") + "]"
+    start = next((i for i, line in enumerate(lines) if line.strip() == table), None)
+    if start is None:
+        raise SystemExit(f"{path.name} has no table {table}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")),
+               len(lines))
+    for key, value in overrides.items():
+        pattern = re.compile(rf"^{key}\s*=")
+        found = [i for i in range(start + 1, end) if pattern.match(lines[i])]
+        text = f"{key} = {_toml_value(value)}"
+        text = f"{text:<23} # {why}\n"
+        # the comment lines that continued the old one (indented "#") go with it
+        if found:
+            i = found[0]
+            j = i + 1
+            while j < end and lines[j].startswith(" ") and lines[j].strip().startswith("#"):
+                j += 1
+            lines[i:j] = [text]
+            end -= j - i - 1
+        else:
+            lines.insert(end, text)
+            end += 1
+    path.write_text("".join(lines))
+    load_recipes.cache_clear()
+
+
+def promote(recipe: str, variant: str, out: Path, mnist_dir: Path) -> None:
+    """Make `variant` (chosen on seed 0's validation accuracy, run on seeds 0, 1, 2) the
+    recipe: recipes.toml takes its settings, its rows become the recipe's, the old recipe
+    rows become a variant named after the old settings (kept: the card lists them beside
+    the new), run folders are renamed alike, and the seed-0 run ships its weights."""
+    from mnist_zoo.train.recipes import recipe_settings
+
+    runs = read_runs()
+    seed0 = {r["variant"]: r for r in runs if r["recipe"] == recipe and int(r["seed"]) == 0}
+    seeds = sorted(int(r["seed"]) for r in runs if (r["recipe"], r["variant"]) == (recipe, variant))
+    if seeds[:3] != [0, 1, 2] or "recipe" not in seed0:
+        raise SystemExit(f"{recipe} {variant}: seeds {seeds} in {RUNS_CSV.name}; promote needs "
+                         "0, 1 and 2 of it and the recipe's seed 0 (run them first)")
+    overrides = parse_overrides(recipe, variant.split(","))
+    old = variant_name({key: recipe_settings(recipe)[key] for key in overrides})
+    why = (f"chosen on validation, seed 0: {100 * float(seed0[variant]['val_accuracy']):.2f} % "
+           f"against {100 * float(seed0['recipe']['val_accuracy']):.2f} % with {old}")
+    label = {"recipe": old, variant: "recipe"}
+    moves = []  # run folders (old name, new name): the two sets swap names
+    with _locked():
+        rows = read_runs()
+        for row in rows:
+            if row["recipe"] == recipe and row["variant"] in label:
+                if row["variant"] == "recipe":  # its weights file is about to be replaced
+                    row.update(weights_file="", shipped_test_accuracy="", weights_dtype="")
+                seed = int(row["seed"])
+                moves.append((out / _run_folder(recipe, row["variant"], seed),
+                              out / _run_folder(recipe, label[row["variant"]], seed)))
+                row["variant"] = label[row["variant"]]
+        _write_runs(rows, RUNS_CSV)
+    moves = [(src, dst) for src, dst in moves if src.is_dir()]
+    for src, _ in moves:
+        src.rename(src.with_name(src.name + ".promoting"))
+    for src, dst in moves:
+        src.with_name(src.name + ".promoting").rename(dst)
+    set_recipe_keys(recipe, overrides, why)
+    print(f"{recipe}: {variant} is the recipe now ({why}); the old recipe's rows are "
+          f"variant {old}")
+    ship([recipe], out, mnist_dir)
 
 
 # --------------------------------------------------------------------------- speed
@@ -708,6 +799,12 @@ def main(argv=None) -> int:
     shipper.add_argument("recipes", nargs="*", help="default: every recipe with a seed-0 run")
     shipper.add_argument("--out", type=Path, default=ROOT / "results" / "zoo_runs")
     shipper.add_argument("--mnist-dir", type=Path, default=MNIST_DIR)
+    promoter = commands.add_parser(
+        "promote", help="make a variant run on seeds 0, 1, 2 the recipe, and ship it")
+    promoter.add_argument("recipe", help="a recipe name such as cnn_bn/mnist")
+    promoter.add_argument("variant", help="the variant as the CSV names it, e.g. epochs=16")
+    promoter.add_argument("--out", type=Path, default=ROOT / "results" / "zoo_runs")
+    promoter.add_argument("--mnist-dir", type=Path, default=MNIST_DIR)
     timer = commands.add_parser(
         "speed", help="time training and inference, one model at a time (idle machine)")
     timer.add_argument("recipes", nargs="*", help="default: every recipe")
@@ -725,6 +822,8 @@ def main(argv=None) -> int:
             return 0
     elif args.command == "ship":
         ship(args.recipes, args.out, args.mnist_dir)
+    elif args.command == "promote":
+        promote(args.recipe, args.variant, args.out, args.mnist_dir)
     elif args.command == "speed":
         speed(args.recipes, args.batches, args.images, args.mnist_dir, args.csv)
         if args.csv != SPEED_CSV:
