@@ -100,3 +100,16 @@ def test_promote_refuses_a_variant_short_of_three_seeds(zoo_tool, tmp_path):
                          zoo_tool.RUNS_CSV)
     with pytest.raises(SystemExit, match="promote needs 0, 1 and 2"):
         zoo_tool.promote("cnn_bn/mnist", "epochs=16", tmp_path, tmp_path)
+
+
+def test_card_leaves_out_a_speed_timed_with_other_settings(zoo_tool):
+    runs = [{**_row("recipe", str(s), "0.99", "0.99"), "recipe": "lenet5/mnist", "model": "lenet5",
+             "params": "61706", "weights_dtype": "", "shipped_test_accuracy": ""}
+            for s in (0, 1, 2)]
+    timed = {"recipe": "lenet5/mnist", "batch_size": "64", "augment": "all",
+             "train_seconds_per_epoch": "19.04", "inference_images_per_second": "9335",
+             "cpu": "AMD EPYC", "cores": "2", "tensorflow": "2.21.0", "kernels": "",
+             "date": "2026-12-01", "load_average": "0.48", "timed_batches": "128"}
+    assert "| 19.0 | 9,335 |" in zoo_tool.results_table(runs, [timed])
+    stale = zoo_tool.results_table(runs, [{**timed, "augment": "none"}])
+    assert "19.0" not in stale and "| — | — |" in stale

@@ -596,12 +596,21 @@ def _recipe_rows(runs: list[dict]) -> dict[str, list[dict]]:
             for recipe in recipes}
 
 
+def _timed_as_now(speed_row: dict, settings: dict) -> bool:
+    return (speed_row["augment"] == str(settings["augment"])
+            and int(speed_row["batch_size"]) == int(settings["batch_size"]))
+
+
 def results_table(runs: list[dict], speeds: list[dict]) -> str:
     """One row per recipe: test (and val) accuracy over its seeds, size, speed, the shipped
     file and its own accuracy, command; then where the speed was measured."""
     from mnist_zoo.models.pretrained import WEIGHTS_DIR
 
-    speed_of = {r["recipe"]: r for r in speeds}
+    from mnist_zoo.train.recipes import recipe_settings
+
+    # A timing of the recipe as it was (another batch size or augmentation) is not its speed
+    # now: such a row shows "—" until `speed` times the recipe again.
+    speed_of = {r["recipe"]: r for r in speeds if _timed_as_now(r, recipe_settings(r["recipe"]))}
     lines = ["| model | dataset | test accuracy % (mean ± std) | n (seeds) | val accuracy % "
              "| parameters | training s/epoch | inference images/s | weights file "
              "| shipped file's test accuracy % | command |",
