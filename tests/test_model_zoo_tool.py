@@ -63,13 +63,16 @@ def _row(variant, seed, val, test, weights=""):
 
 
 def test_promote_swaps_the_rows_and_run_folders(zoo_tool, tmp_path, monkeypatch):
+    from mnist_zoo.train.recipes import get_recipe
+
+    old = f"epochs={get_recipe('cnn_bn/mnist')['epochs']}"  # the recipe's setting today
     runs = [_row("recipe", s, "0.9938", "0.9960", "cnn_bn_mnist.weights.h5" if s == 0 else "")
             for s in (0, 1, 2)]
-    runs += [_row("epochs=16", s, "0.9946", "0.9967") for s in (0, 1, 2)]
+    runs += [_row("epochs=24", s, "0.9946", "0.9967") for s in (0, 1, 2)]
     runs.append({**_row("recipe", 0, "0.99", "0.99"), "recipe": "lenet5/mnist"})
     zoo_tool._write_runs(runs, zoo_tool.RUNS_CSV)
     out = tmp_path / "zoo_runs"
-    for variant in ("recipe", "epochs=16"):
+    for variant in ("recipe", "epochs=24"):
         folder = out / zoo_tool._run_folder("cnn_bn/mnist", variant, 0)
         folder.mkdir(parents=True)
         (folder / "which").write_text(variant)
@@ -78,20 +81,20 @@ def test_promote_swaps_the_rows_and_run_folders(zoo_tool, tmp_path, monkeypatch)
                         lambda recipe, overrides, why: edits.append((recipe, overrides, why)))
     monkeypatch.setattr(zoo_tool, "ship", lambda recipes, out, mnist_dir: shipped.extend(recipes))
 
-    zoo_tool.promote("cnn_bn/mnist", "epochs=16", out, tmp_path)
+    zoo_tool.promote("cnn_bn/mnist", "epochs=24", out, tmp_path)
 
     with open(zoo_tool.RUNS_CSV, newline="") as handle:
         rows = list(csv.DictReader(handle))
     bn = {(r["variant"], r["seed"]): r for r in rows if r["recipe"] == "cnn_bn/mnist"}
-    assert sorted(bn) == [("epochs=8", "0"), ("epochs=8", "1"), ("epochs=8", "2"),
+    assert sorted(bn) == [(old, "0"), (old, "1"), (old, "2"),
                           ("recipe", "0"), ("recipe", "1"), ("recipe", "2")]
     assert bn[("recipe", "0")]["test_accuracy"] == "0.9967"
-    assert bn[("epochs=8", "0")]["weights_file"] == ""  # that file is shipped anew
+    assert bn[(old, "0")]["weights_file"] == ""  # that file is shipped anew
     assert [r["variant"] for r in rows if r["recipe"] == "lenet5/mnist"] == ["recipe"]
-    assert (out / "cnn_bn_mnist_recipe_seed0" / "which").read_text() == "epochs=16"
-    assert (out / "cnn_bn_mnist_epochs_8_seed0" / "which").read_text() == "recipe"
-    assert edits == [("cnn_bn/mnist", {"epochs": 16},
-                      "chosen on validation, seed 0: 99.46 % against 99.38 % with epochs=8")]
+    assert (out / "cnn_bn_mnist_recipe_seed0" / "which").read_text() == "epochs=24"
+    assert (out / zoo_tool._run_folder("cnn_bn/mnist", old, 0) / "which").read_text() == "recipe"
+    assert edits == [("cnn_bn/mnist", {"epochs": 24},
+                      f"chosen on validation, seed 0: 99.46 % against 99.38 % with {old}")]
     assert shipped == ["cnn_bn/mnist"]
 
 
