@@ -401,8 +401,8 @@ def set_recipe_keys(recipe: str, overrides: dict, why: str,
     for key, value in overrides.items():
         pattern = re.compile(rf"^{key}\s*=")
         found = [i for i in range(start + 1, end) if pattern.match(lines[i])]
-        text = f"{key} = {_toml_value(value)}"
-        text = f"{text:<23} # {why}\n"
+        setting = f"{key} = {_toml_value(value)}"
+        text = f"{setting:<23} # {why}\n"
         # the comment lines that continued the old one (indented "#") go with it
         if found:
             i = found[0]
@@ -605,7 +605,6 @@ def results_table(runs: list[dict], speeds: list[dict]) -> str:
     """One row per recipe: test (and val) accuracy over its seeds, size, speed, the shipped
     file and its own accuracy, command; then where the speed was measured."""
     from mnist_zoo.models.pretrained import WEIGHTS_DIR
-
     from mnist_zoo.train.recipes import recipe_settings
 
     # A timing of the recipe as it was (another batch size or augmentation) is not its speed
