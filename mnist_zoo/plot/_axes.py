@@ -173,7 +173,7 @@ def facets(res, pair: tuple[str, str]) -> tuple[list[str], list[str]]:
     the other settings, those that matter most first, as long as they make at most
     MAX_PANELS panels; cells average over the settings left (pooled)."""
     counts, effects = value_counts(res), res.effects()
-    others = sorted((a for a in res.axes if a not in pair), key=lambda a: -effects[a])
+    others = [a for a in effects if a not in pair]  # effects: largest first, ties by name
     panels, pooled, n_panels = [], [], 1
     for axis in others:
         if n_panels * counts[axis] <= style.MAX_PANELS:

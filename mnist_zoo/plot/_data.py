@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from mnist_zoo.errors import PlotError  # noqa: F401  (plot's modules import it from here)
+from mnist_zoo.order import best_first, largest_first
 from mnist_zoo.plot._style import name
 from mnist_zoo.search.table import lower_is_better
 
@@ -67,13 +68,11 @@ class Results:
 
     def ranked(self) -> pd.DataFrame:
         """Completed trials (single runs), best first."""
-        return self.trials.sort_values(self.metric, ascending=not self.higher_is_better,
-                                       kind="stable")
+        return best_first(self.trials, self.metric, self.higher_is_better)
 
     def ranked_points(self) -> pd.DataFrame:
         """What the charts draw (grid points by mean with repeats, else trials), best first."""
-        return self.points.sort_values(self.metric, ascending=not self.higher_is_better,
-                                       kind="stable")
+        return best_first(self.points, self.metric, self.higher_is_better)
 
     def format(self, value: float) -> str:
         if value is None or pd.isna(value):
@@ -108,7 +107,7 @@ class Results:
         for axis in self.axes:
             means = self.points.groupby(axis, observed=True)[self.metric].mean()
             spreads[axis] = float(means.max() - means.min())
-        return dict(sorted(spreads.items(), key=lambda item: -item[1]))
+        return largest_first(spreads)
 
     def subtitle(self) -> str:
         fixed = ", ".join(f"{name(axis)} {value}" for axis, value in self.constant.items())

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import pair_orientation
 from mnist_zoo.plot._data import PlotError, Results
@@ -56,7 +57,9 @@ def interaction_ranking(res: Results) -> pd.DataFrame:
         ranking.append({"rows": rows, "columns": cols,
                         "interaction": additive_misfit(cells["mean"], cells["count"])})
     table = pd.DataFrame(ranking, columns=["rows", "columns", "interaction"])
-    return table.sort_values("interaction", ascending=False, kind="stable").reset_index(drop=True)
+    # Equal interactions (in exact arithmetic) rank by name, whatever the CPU's rounding.
+    return best_first(table, "interaction", higher_is_better=True,
+                      then=["rows", "columns"]).reset_index(drop=True)
 
 
 def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,

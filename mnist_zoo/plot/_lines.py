@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import axis_colours, display_labels, line_roles, trial_labels
 from mnist_zoo.plot._data import STD, Results
@@ -36,7 +37,9 @@ def lines_data(res: Results):
     for value, sub in style.best_groups(res, groups):
         table = _pivot(sub, res.metric, colour)
         # Best combination first, so the lines fall from left to right.
-        order = table.mean(axis=1).sort_values(ascending=not res.higher_is_better).index
+        means = table.mean(axis=1).rename("mean").to_frame()
+        order = best_first(means.assign(name=means.index.astype(str)), "mean",
+                           res.higher_is_better, then=["name"]).index
         spread = _pivot(sub, STD, colour).loc[order] if res.repeats else None
         panels.append((value, table.loc[order], spread))
     return colour, panel, across, panels, len(res.points) - len(kept)

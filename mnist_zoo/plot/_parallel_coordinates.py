@@ -13,6 +13,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import display_labels
 from mnist_zoo.plot._data import Results
@@ -26,8 +27,8 @@ def parallel_data(res: Results) -> pd.DataFrame:
     setting's values evenly spaced in their order; the metric from its lowest to its
     highest value)."""
     effects = res.effects()
-    settings = sorted(res.axes, key=lambda axis: effects[axis])
-    runs = res.trials.sort_values(res.metric, ascending=res.higher_is_better, kind="stable")
+    settings = list(reversed(effects))
+    runs = best_first(res.trials, res.metric, res.higher_is_better).iloc[::-1]
     heights = pd.DataFrame(index=runs.index)
     for axis in settings:
         codes = runs[axis].cat.codes.to_numpy(dtype=float)

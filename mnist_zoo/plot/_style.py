@@ -12,6 +12,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from mnist_zoo.order import tie_key
+
 FORMATS = ("png", "svg")
 MISSING = "none"  # label of an empty setting, e.g. momentum for adam
 DPI = 110
@@ -116,5 +118,5 @@ def best_groups(res, groups: list) -> list:
     """(key, frame) groups ordered by their best result, best first."""
     best = [sub[res.metric].max() if res.higher_is_better else -sub[res.metric].min()
             for _, sub in groups]
-    order = np.argsort(-np.asarray(best, dtype=float), kind="stable")
+    order = sorted(range(len(groups)), key=lambda i: (-tie_key(best[i]), str(groups[i][0])))
     return [groups[i] for i in order]

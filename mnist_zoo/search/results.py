@@ -21,6 +21,7 @@ import numpy as np
 
 from mnist_zoo.axes import AXES, REPEAT_AXIS
 from mnist_zoo.files import atomic_write_text, inside
+from mnist_zoo.order import best_first
 from mnist_zoo.search.table import (METRIC_COLUMNS, SUMMARY_CSV, has_repeats, lower_is_better,
                                     ranked, summarize)
 
@@ -122,7 +123,7 @@ def _print_top_points(table, objective: str, k: int, summary: str) -> None:
     if mean not in points:
         print(f"{summary}; {objective} has no values to rank by")
         return
-    best = points.sort_values(mean, ascending=lower_is_better(objective), kind="stable").head(k)
+    best = best_first(points, mean, not lower_is_better(objective)).head(k)
     varying = [a for a in AXES if a in points and points[a].nunique() > 1] or \
         [a for a in AXES if a in points][:1]
     print(f"{summary}; best {len(best)} grid points by mean {objective} over "

@@ -7,6 +7,7 @@ No TensorFlow; pandas is imported where a function needs it.
 from __future__ import annotations
 
 from mnist_zoo.axes import AXES, REPEAT_AXIS
+from mnist_zoo.order import best_first
 
 RESULTS_CSV = "experiment_results.csv"
 SUMMARY_CSV = "experiment_summary.csv"  # one row per grid point: its repeats summarised
@@ -62,4 +63,4 @@ def summarize(table):
 def ranked(table, objective: str):
     """Completed trials, best first."""
     done = table[table["status"] == "completed"]
-    return done.sort_values(objective, ascending=lower_is_better(objective), kind="stable")
+    return best_first(done, objective, not lower_is_better(objective))
