@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-trials", type=positive_int, default=None, metavar="N",
                         help="random and bayesian: how many trials (over the file's "
                              "max_trials; default 10)")
+    _add_prune_arguments(parser)
     parser.add_argument("--objective", default="val_accuracy",
                         choices=["val_accuracy", "val_loss", "accuracy", "loss",
                                  "test_accuracy", "test_loss"],
@@ -111,6 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-grids", action="store_true", help="list built-in grids and exit")
     _add_distributed_arguments(parser)
     return parser
+
+
+def _add_prune_arguments(parser) -> None:
+    parser.add_argument("--prune", type=prune_text, default=None, metavar="RULE",
+                        help="grid and random search: after each epoch stop a trial whose "
+                             "objective is behind the others' at that epoch: median (worse "
+                             "than their median), percentile:P (keep the best P %%) or none "
+                             "(default, over the file's [search] prune); a pruned trial's row "
+                             "says status pruned and epochs_run; a rerun with --prune none "
+                             "trains the pruned trials from the start")
+    parser.add_argument("--prune-warmup", type=positive_int, default=None, metavar="EPOCHS",
+                        help="--prune: epochs a trial trains before it is judged (default 1)")
+    parser.add_argument("--prune-min-trials", type=positive_int, default=None, metavar="N",
+                        help="--prune: judge an epoch only once N other trials have a value "
+                             "there (default 4)")
+
+
+def prune_text(text: str) -> str:
+    from mnist_zoo.errors import SettingsError
+    from mnist_zoo.search.pruning import parse_prune
+
+    try:
+        parse_prune(text)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _add_distributed_arguments(parser) -> None:
@@ -192,6 +219,8 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                role=role, fuse=not args.no_fuse, repeats=args.repeats,
                tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
                workers=args.workers, strategy=args.strategy, max_trials=args.max_trials,
+               prune=args.prune, prune_warmup=args.prune_warmup,
+               prune_min_trials=args.prune_min_trials,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",

@@ -16,6 +16,7 @@ from mnist_zoo import data as data_lib
 from mnist_zoo.search.grid import load_grid, with_repeats
 from mnist_zoo.search.project import (check_out_folder, check_same_data, check_same_grid,
                                       claim_results, project_dir, repair_and_warn)
+from mnist_zoo.search.pruning import check_prunable, pruned_summary, split_prune
 from mnist_zoo.search.results import export_top_models, print_top, write_results_csv
 from mnist_zoo.search.space import resolve_search
 from mnist_zoo.search.table import RESULTS_CSV, lower_is_better
@@ -27,7 +28,9 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            show_top: int = 3, data: data_lib.DigitData | None = None, verbose: int | None = None,
            role: str | None = None, fuse: bool = True, max_memory_growth: float | None = None,
            repeats: int | None = None, tensorboard: bool = True, split_groups: int = 1,
-           workers: int = 1, strategy: str | None = None, max_trials: int | None = None):
+           workers: int = 1, strategy: str | None = None, max_trials: int | None = None,
+           prune: str | None = None, prune_warmup: int | None = None,
+           prune_min_trials: int | None = None):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -46,6 +49,10 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     split_groups: cut every group of trials trained together into this many parts.
     strategy: 'grid', 'random', 'bayesian' or 'hyperband', over the file's [search]
     strategy; max_trials: over its max_trials (random, bayesian).
+    prune: 'none', 'median' or 'percentile:P' over the file's [search] prune: stop a trial
+    whose objective after an epoch is behind the others' (mnist_zoo.search.pruning);
+    prune_warmup: epochs before any is judged (default 1); prune_min_trials: other
+    trials' values an epoch needs before a judgement there (default 4).
     """
     import keras_tuner as kt
 
@@ -53,9 +60,12 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     from mnist_zoo.search.tuner import ZooTuner
 
     spec = load_grid(grid)
+    search_table, prune_rule = split_prune(spec["search"], prune, prune_warmup, prune_min_trials)
+    spec = {**spec, "search": search_table}
     axes, settings = grid_with_overrides(spec, epochs=epochs, subset=subset, seed=seed,
                                          repeats=repeats)
     plan = resolve_search({**spec, "axes": axes}, strategy, max_trials, epochs=epochs)
+    check_prunable(prune_rule, plan["strategy"], objective)
     seed = settings.get("seed", 0)
     out = Path(out)
     project, results_csv = project_dir(out, spec["name"]), out / RESULTS_CSV
@@ -68,7 +78,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
         overwrite=False,  # claim_results already cleared the folder when asked to
         results_csv=results_csv, seed=seed, search=plan, fuse=fuse,
         max_memory_growth=max_memory_growth,
-        tensorboard=tensorboard, split_groups=split_groups, workers=workers)
+        tensorboard=tensorboard, split_groups=split_groups, workers=workers, prune=prune_rule)
     if tensorboard and owns_results:
         write_board_config(project / "tensorboard", axes, plan["strategy"])
     if role == "chief":  # it hands out trials and trains none: no data
@@ -139,5 +149,8 @@ def report(table, total: int, out: Path, objective: str, show_top: int, export_t
         print(f"warning: {missing} of {total} trials have no result; rerun to finish them")
     if not table.empty:
         print_top(table, objective, show_top)
+        pruned = pruned_summary(list(table["status"]), list(table.get("pruned_by", [])))
+        if pruned:
+            print(pruned)
         export_top_models(table, out, objective, export_top)
     print(f"results: {out / RESULTS_CSV}")

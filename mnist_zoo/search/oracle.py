@@ -24,7 +24,10 @@ def make_hyperparameters(axes: dict) -> kt.HyperParameters:
 
 class ResumeFromRecords:
     """An oracle mixin: on reload, the trials without a finished record are handed out
-    again (the trial records, not keras-tuner's state, say what is done)."""
+    again (the trial records, not keras-tuner's state, say what is done). A pruned
+    trial counts as done unless `retrain_pruned` (a rerun without --prune)."""
+
+    retrain_pruned = False
 
     def reload(self):
         """Reload, and hand out again every trial that failed or left no readable result:
@@ -40,15 +43,17 @@ class ResumeFromRecords:
         unfinished = [trial_id for trial_id in sorted(self.trials)
                       if not self._has_result(trial_id)]
         if unfinished:
-            print(f"retrying {len(unfinished)} trial(s) that failed or left no result: "
+            print(f"retrying {len(unfinished)} trial(s) that failed, were pruned or left no "
+                  "result: "
                   f"{', '.join(unfinished)}", flush=True)
         _keras_tuner.retry_later(self, unfinished)
 
     def _has_result(self, trial_id: str) -> bool:
         path = _keras_tuner.trial_dir(self, trial_id) / "result.json"
         row = read_result(path)
-        if row is None or row["status"] == "failed":
-            path.unlink(missing_ok=True)  # damaged or failed: its rerun writes a new one
+        if row is None or row["status"] == "failed" or (row["status"] == "pruned"
+                                                       and self.retrain_pruned):
+            path.unlink(missing_ok=True)  # damaged, failed or pruned: a rerun writes anew
             return False
         return True
 

@@ -91,6 +91,8 @@ def progress_line(row: dict, done: int, total: int, session_seconds: list[float]
     eta = np.mean(session_seconds) * max(total - done, 0)
     outcome = (f"val_acc {row['val_accuracy']:.4f}" if row["status"] == "completed"
                else row["status"].upper() + (f" ({row['error'][:80]})" if row.get("error") else ""))
+    if row["status"] == "pruned":
+        outcome += f" by {row['pruned_by']} after epoch {row['epochs_run']}"
     return (f"[{done}/{total}] {settings} lr={row['learning_rate']:g} bs={row['batch_size']} "
             f"ep={row['epochs']} -> {outcome} ({row['seconds']:.0f} s), "
             f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}")

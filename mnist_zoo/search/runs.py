@@ -27,8 +27,10 @@ class RunFolders:
     """The run folders of a project; paths in a row are relative to results_folder
     (the folder of experiment_results.csv)."""
 
-    def __init__(self, project_dir: Path, results_folder: Path):
+    def __init__(self, project_dir: Path, results_folder: Path, retrain_pruned: bool = True):
         self.root, self.results_folder = Path(project_dir) / "runs", results_folder
+        # Without --prune a pruned run counts as not done: a rerun trains it (afresh).
+        self.retrain_pruned = retrain_pruned
 
     def trial_file(self, trial_id: str, column: str) -> Path | None:
         """A file a finished trial's row names (its model_path, history_path), if there is
@@ -46,7 +48,10 @@ class RunFolders:
         return self.root / values_key(values)
 
     def is_done(self, values: dict) -> bool:
-        return (self.run_dir(values) / "run.json").exists()
+        path = self.run_dir(values) / "run.json"
+        if not self.retrain_pruned or not path.exists():
+            return path.exists()
+        return self.read(values)["status"] != "pruned"
 
     def read(self, values: dict) -> dict:
         return json.loads((self.run_dir(values) / "run.json").read_text())
@@ -65,14 +70,19 @@ class RunFolders:
                 return
             yield True
 
-    def save(self, values: dict, fit: Fit, *, group_size: int, dataset: str, seed: int) -> None:
-        """Write one trained run; run.json last, atomically: its presence marks it done."""
+    def save(self, values: dict, fit: Fit, *, group_size: int, dataset: str, seed: int,
+             pruned_by: str | None = None) -> None:
+        """Write one trained run; run.json last, atomically: its presence marks it done.
+        pruned_by: the rule that stopped it (no model kept: a rerun without --prune trains
+        it from the start)."""
         run_dir = self.run_dir(values)
         run_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(fit.history).rename_axis("epoch").to_csv(run_dir / "history.csv")
-        if not fit.diverged:
+        if not fit.diverged and not pruned_by:
             fit.model.save(run_dir / "model.keras")
         row = self.run_row(fit, group_size, dataset, seed, run_dir)
+        if pruned_by and not fit.diverged:
+            row.update(status="pruned", pruned_by=pruned_by)
         atomic_write_text(run_dir / "run.json", json.dumps(row, indent=1))
 
     def run_row(self, fit: Fit, group_size: int, dataset: str, seed: int,
@@ -80,7 +90,7 @@ class RunFolders:
         """The run's columns of experiment_results.csv (the trial adds its id and values)."""
         last = {key: float(series[-1]) for key, series in fit.history.items()}
         relative = lambda name: str((run_dir / name).relative_to(self.results_folder))  # noqa: E731
-        scored = not fit.diverged
+        scored = not fit.diverged and fit.test is not None  # a pruned run is not scored
         return {
             # train_* are the last epoch's running figures, as Keras reports them.
             "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),

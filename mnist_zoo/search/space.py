@@ -7,6 +7,9 @@ axes given as ranges. No TensorFlow: the command checks a search file before it 
     max_epochs = 3              # hyperband: the most epochs a trial trains (default: the
     factor = 3                  #   epochs axis); factor: 1/factor of a round goes on
     iterations = 1              # hyperband: how many times its brackets run
+    prune = "median"            # grid, random: stop trials behind the others (default
+                                #   "none"; also "percentile:25", prune_warmup,
+                                #   prune_min_trials: mnist_zoo.search.pruning)
 
     [axes]
     learning_rate = { min = 1e-4, max = 0.1, log = true }   # a range: random, bayesian, hyperband
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.errors import GridError
+from mnist_zoo.search.pruning import PRUNE_KEYS, check_prune_keys
 
 STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 # The [search] table's keys, their type, and the strategies they belong to.
@@ -73,10 +77,13 @@ def check_search_table(path: Path, table) -> dict:
     """The [search] table checked (values only; resolve_search applies the strategy)."""
     if not isinstance(table, dict):
         raise GridError(f"{path}: [search] must be a table, e.g. [search] strategy = \"random\"")
+    check_prune_keys(path, table)
     for key, value in table.items():
+        if key in PRUNE_KEYS:
+            continue  # checked above; mnist_zoo.search.pruning applies them
         if key not in SEARCH_KEYS:
             raise GridError(f"{path}: unknown [search] key {key!r}; allowed: "
-                            f"{', '.join(SEARCH_KEYS)}")
+                            f"{', '.join([*SEARCH_KEYS, *PRUNE_KEYS])}")
         kind, allowed = SEARCH_KEYS[key]
         if key == "strategy":
             if value not in STRATEGIES:

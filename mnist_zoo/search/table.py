@@ -45,14 +45,18 @@ def point_groups(rows, keys, sort: bool = False):
 
 def summarize(table):
     """One row per grid point: runs, completed, and mean/std/min/max/n of every metric over
-    the point's completed repeats (a diverged repeat counts in runs, not in the means)."""
+    the point's completed repeats (a diverged repeat counts in runs, not in the means);
+    with pruned runs in the table (--prune), how many of the point's were pruned too."""
     import pandas as pd
 
     if table.empty or "status" not in table:
         return pd.DataFrame()
     keys = [axis for axis in AXES if axis in table.columns]
-    done = table.assign(completed=table["status"] == "completed")
-    summary = point_groups(done, keys).agg(runs=("status", "size"), completed=("completed", "sum"))
+    done = table.assign(completed=table["status"] == "completed",
+                        pruned=table["status"] == "pruned")
+    counts = {"runs": ("status", "size"), "completed": ("completed", "sum"),
+              **({"pruned": ("pruned", "sum")} if done["pruned"].any() else {})}
+    summary = point_groups(done, keys).agg(**counts)
     metrics = [m for m in SUMMARY_METRICS if m in table.columns]
     stats = (point_groups(done[done["completed"]], keys)[metrics]
              .agg(["mean", "std", "min", "max", "count"]))

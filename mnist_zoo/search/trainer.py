@@ -23,14 +23,17 @@ from mnist_zoo.search.failures import (ENVIRONMENT_ERRORS, KERNEL_ERRORS, MEMORY
 from mnist_zoo.search.grid import CONTINUED_FROM, INITIAL_EPOCH, repeat_of
 from mnist_zoo.search.grouping import Plan
 from mnist_zoo.search.hypermodel import ZooHyperModel
+from mnist_zoo.search.pruner import Pruning
 from mnist_zoo.search.runs import RunFolders
 from mnist_zoo.train.fit import Fit, fit_models
 
 
 class GroupTrainer:
-    def __init__(self, runs: RunFolders, plan: Plan, hypermodel: ZooHyperModel, seed: int):
+    def __init__(self, runs: RunFolders, plan: Plan, hypermodel: ZooHyperModel, seed: int,
+                 pruning: Pruning | None = None):
         self.runs, self.plan = runs, plan
         self.hypermodel, self.seed = hypermodel, seed
+        self.pruning = pruning  # --prune: runs that fall behind stop (mnist_zoo.search.pruner)
         self.trained_here = False  # whether this process has trained anything yet
 
     def run_of(self, values: dict, data, verbose: int) -> dict:
@@ -93,7 +96,7 @@ class GroupTrainer:
                                 augment=first.get("augment"), seed=self.seed, verbose=verbose)
         if len(group) > 1:
             try:
-                fits = fit(self._build_models(group))
+                fits = fit(self._build_models(group), stopper=self._stopper(group))
             except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
                 print(f"warning: training {len(group)} trials together failed here "
                       f"({first_line(err)}); training one at a time from now on (--no-fuse "
@@ -106,11 +109,18 @@ class GroupTrainer:
         for values in group:
             what = f"{values['model']} (batch size {values['batch_size']})"
             try:
-                (one,) = fit(self._build_models([values]))
+                (one,) = fit(self._build_models([values]), stopper=self._stopper([values]))
             except (*KERNEL_ERRORS, *MEMORY_ERRORS) as err:
                 raise EnvironmentFailure(describe_failure(err, self.runs.results_folder,
                                                           what)) from err
             self._save(values, one, 1, data)
+
+    def _stopper(self, group: list[dict]):
+        """The pruning callback for training these runs; None without --prune, and for a
+        run that goes on from another (Hyperband's rounds prune by themselves)."""
+        if self.pruning is None or group[0].get(CONTINUED_FROM):
+            return None
+        return self.pruning.stopper(group, group[0]["epochs"])
 
     def _build_models(self, group: list[dict]) -> list[keras.Model]:
         keras.backend.clear_session()  # graphs of earlier trials would pile up in this process
@@ -147,4 +157,5 @@ class GroupTrainer:
             fit.history = {key: [*earlier.get(key, []), *series]
                            for key, series in fit.history.items()} if fit.history else earlier
         self.runs.save(values, fit, group_size=group_size, dataset=data.name,
-                       seed=self.seed + repeat_of(values))
+                       seed=self.seed + repeat_of(values),
+                       pruned_by=self.pruning.rule.name if fit.stopped else None)

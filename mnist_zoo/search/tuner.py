@@ -29,6 +29,8 @@ from mnist_zoo.search.grouping import Plan
 from mnist_zoo.search.hypermodel import ZooHyperModel
 from mnist_zoo.search.memory import MemoryWatch
 from mnist_zoo.search.plan import Batches, run_values, trial_columns
+from mnist_zoo.search.pruner import Pruning
+from mnist_zoo.search.pruning import PruneRule
 from mnist_zoo.search.results import (objective_values, progress_line, read_result,
                                       write_results_csv)
 from mnist_zoo.search.runs import RunFolders
@@ -48,7 +50,8 @@ class ZooTuner(kt.Tuner):
     def __init__(self, axes: dict, objective, *, results_csv: Path, seed: int,
                  search: dict | None = None, fuse: bool = True,
                  max_memory_growth: float | None = None, tensorboard: bool = True,
-                 split_groups: int = 1, workers: int = 1, **kwargs):
+                 split_groups: int = 1, workers: int = 1, prune: PruneRule | None = None,
+                 **kwargs):
         search = search or {"strategy": "grid"}
         size = grid_size(axes) if search["strategy"] == "grid" else search.get("max_trials", 10)
         oracle = make_oracle(
@@ -57,19 +60,24 @@ class ZooTuner(kt.Tuner):
             # of failures (a broken setup rather than a bad setting) stops it.
             max_failures=max(3, min(10, size)))
         self.total_trials = total_trials(oracle, search)
+        # Without --prune, trials pruned before are handed out again and trained afresh.
+        oracle.retrain_pruned = prune is None
         hypermodel = ZooHyperModel()
         hypermodel.schedule_epochs = search.get("max_epochs")
         super().__init__(oracle, hypermodel, **kwargs)
         # In a worker self.oracle is now keras-tuner's gRPC client; pause on its answers too.
         _keras_tuner.pause_when_idle(self.oracle)
         self.results_csv, self.seed = results_csv, seed
-        self.runs = RunFolders(Path(self.project_dir), results_csv.parent)
+        self.runs = RunFolders(Path(self.project_dir), results_csv.parent,
+                               retrain_pruned=prune is None)
         # A grid's points are all known; other strategies' come as their oracle hands
         # them out (the batches it publishes).
         self.points = grid_points(axes) if search["strategy"] == "grid" else None
         plan = Plan(self.points, Batches(Path(self.project_dir) / "batches"), fuse=fuse,
                     split_groups=split_groups, workers=workers)
-        self.trainer = GroupTrainer(self.runs, plan, self.hypermodel, seed)
+        pruning = prune and Pruning(prune, Path(self.project_dir), objective.name,
+                                    objective.direction == "max")
+        self.trainer = GroupTrainer(self.runs, plan, self.hypermodel, seed, pruning)
         self.board = (BoardLog(Path(self.project_dir) / "tensorboard", list(axes),
                                results_csv.parent) if tensorboard else None)
         self.memory = MemoryWatch(max_memory_growth)
@@ -106,7 +114,8 @@ class ZooTuner(kt.Tuner):
     def _run_and_record(self, trial, values: dict, data, fit_verbose: int) -> dict:
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         recorded = read_result(trial_dir / "result.json")
-        if recorded is not None and recorded["status"] != "failed" and all(
+        if recorded is not None and recorded["status"] != "failed" and not (
+                recorded["status"] == "pruned" and self.runs.retrain_pruned) and all(
                 recorded.get(axis) == value for axis, value in values.items()):
             return objective_values(recorded)  # finished before a kill; the oracle never heard
         (trial_dir / TRIAL_ERROR_FILE).unlink(missing_ok=True)

@@ -302,9 +302,16 @@ class MemberMeans(keras.metrics.Metric):
 
 
 def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: int,
-              steps_per_execution: int = 32, verbose: int = 0, callbacks=()):
+              steps_per_execution: int = 32, verbose: int = 0, callbacks=(), stopper=None):
     """Train compiled members together; returns the fused model (for `evaluate_fused`)
     and one Keras-style history dict per member.
+
+    stopper: a `MemberStopper` that may stop members after an epoch (the search's
+    pruning): the fit then goes on with the others from the next epoch, as a fused model
+    of those only, over the same batches in the same order (one dataset, so its shuffle
+    moves on from epoch to epoch); a stopped member stops costing time, and the others
+    train exactly as they would have. The fused model returned holds the members still
+    running at the end.
 
     Keras' progress bar cannot show per-member vectors, so verbose prints one line per
     epoch of our own instead.
@@ -312,14 +319,62 @@ def fit_fused(members: list[keras.Model], train_batches, val_batches, epochs: in
     for member in members:
         if not member.optimizer.built:  # one that goes on from a saved run keeps its state
             member.optimizer.build(member.trainable_variables)
+    histories = [{} for _ in members]
+    running, epoch, fused = list(range(len(members))), 0, None
+    while running and epoch < epochs:
+        fused = _compiled([members[k] for k in running], steps_per_execution)
+        extra = [EpochLine(len(running))] if verbose else []
+        if stopper is not None:
+            stopper.running = running
+            extra.append(stopper)
+        history = fused.fit(train_batches, validation_data=val_batches, epochs=epochs,
+                            initial_epoch=epoch, verbose=0, callbacks=[*callbacks, *extra],
+                            shuffle=False).history
+        for place, k in enumerate(running):
+            for key, series in _member_history(history, place).items():
+                histories[k].setdefault(key, []).extend(series)
+        epoch += len(history.get("loss", []))
+        left = [k for k in running if stopper is None or k not in stopper.stopped]
+        if left == running:
+            break  # the epochs are done (or Keras stopped it for another reason)
+        running = left
+    if fused is None or fused.size != len(running):
+        fused = _compiled([members[k] for k in running], steps_per_execution) if running else None
+    return fused, histories
+
+
+def _compiled(members: list[keras.Model], steps_per_execution: int) -> FusedModels:
     fused = FusedModels(members)
     # The members' own optimizers do the updates; this one only satisfies compile().
     fused.compile(optimizer=keras.optimizers.SGD(), steps_per_execution=steps_per_execution,
                   jit_compile=False)
-    callbacks = [*callbacks, *([EpochLine(len(members))] if verbose else [])]
-    history = fused.fit(train_batches, validation_data=val_batches, epochs=epochs,
-                        verbose=0, callbacks=callbacks, shuffle=False).history
-    return fused, [_member_history(history, k) for k in range(len(members))]
+    return fused
+
+
+class MemberStopper(keras.callbacks.Callback):
+    """A callback that stops members of a fit (fused or one model alone) after an epoch:
+    `running` holds the indices of the members in the model being fitted (fit_fused
+    sets it; [0] for one model), `stopped` maps a stopped member's index to the epoch
+    (1-based) it ended. A subclass decides in `members_to_stop`."""
+
+    def __init__(self):
+        super().__init__()
+        self.running: list[int] = [0]
+        self.stopped: dict[int, int] = {}
+
+    def members_to_stop(self, epoch: int, logs: dict) -> list[int]:
+        """The members (indices, of those running) to stop after `epoch` (1-based); logs
+        holds each metric as one value per running member."""
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch, logs=None):
+        per_member = {key: np.atleast_1d(np.asarray(value, dtype=float))
+                      for key, value in (logs or {}).items()}
+        stop = self.members_to_stop(epoch + 1, per_member)
+        for k in stop:
+            self.stopped[k] = epoch + 1
+        if stop:
+            self.model.stop_training = True
 
 
 def evaluate_fused(fused: FusedModels, images: np.ndarray, labels: np.ndarray,

@@ -1,0 +1,256 @@
+"""Issue #32: pruning in grid and random searches, with the whole table kept.
+
+The rule on plain numbers first; then real (tiny) searches on mnist-8k2k: a grid with
+clearly lost trials (learning rate 1e-5) searched with and without --prune median.
+"""
+
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnist_zoo import search as search_lib
+from mnist_zoo.errors import SettingsError
+from mnist_zoo.search.pruning import PruneRule, parse_prune, pruned_summary, should_prune
+from conftest import MNIST_8K2K
+
+MEDIAN = PruneRule(keep=50, warmup=1, min_trials=3)
+
+
+# ------------------------------------------------------------------------------- the rule
+def test_median_rule_on_plain_values():
+    others = [0.9, 0.5, 0.7, 0.2]  # median 0.6
+    assert should_prune(0.55, others, epoch=1, last_epoch=3, rule=MEDIAN)
+    assert not should_prune(0.65, others, epoch=1, last_epoch=3, rule=MEDIAN)
+    assert not should_prune(0.6, others, epoch=1, last_epoch=3, rule=MEDIAN)  # a tie is kept
+    # Lower is better (a loss): worse means above the median.
+    assert should_prune(0.65, others, 1, 3, MEDIAN, higher_is_better=False)
+    assert not should_prune(0.55, others, 1, 3, MEDIAN, higher_is_better=False)
+
+
+def test_warmup_last_epoch_and_fewest_trials():
+    others = [0.9, 0.8, 0.7]
+    late = PruneRule(keep=50, warmup=2, min_trials=3)
+    assert not should_prune(0.1, others, epoch=1, last_epoch=3, rule=late)  # still warming up
+    assert should_prune(0.1, others, epoch=2, last_epoch=3, rule=late)
+    assert not should_prune(0.1, others, epoch=3, last_epoch=3, rule=late)  # saves nothing
+    needy = PruneRule(keep=50, warmup=1, min_trials=4)
+    assert not should_prune(0.1, others, 1, 3, needy)  # 3 others < 4
+    assert not should_prune(0.1, [*others, math.nan], 1, 3, needy)  # NaN is no value
+    assert should_prune(0.1, [*others, 0.6], 1, 3, needy)
+
+
+def test_percentile_keeps_the_best_share_and_nan_is_worst():
+    others = [0.1, 0.2, 0.3, 0.4, 0.5]
+    top_quarter = parse_prune("percentile:25", min_trials=3)  # bar: 75th percentile, 0.4
+    assert top_quarter.name == "percentile:25" and top_quarter.keep == 25
+    assert should_prune(0.39, others, 1, 2, top_quarter)
+    assert not should_prune(0.41, others, 1, 2, top_quarter)
+    everyone = parse_prune("percentile:100", min_trials=3)  # only one worse than all others
+    assert should_prune(0.09, others, 1, 2, everyone)
+    assert not should_prune(0.1, others, 1, 2, everyone)
+    assert should_prune(math.nan, others, 1, 2, MEDIAN)
+
+
+def test_parse_prune():
+    assert parse_prune("none") is None
+    assert parse_prune("median") == PruneRule(50.0, 1, 4)
+    assert parse_prune("Median", warmup=2, min_trials=5) == PruneRule(50.0, 2, 5)
+    for bad in ("mean", "percentile", "percentile:0", "percentile:101", "percentile:x"):
+        with pytest.raises(SettingsError, match="none, median or percentile:P"):
+            parse_prune(bad)
+    with pytest.raises(SettingsError, match=">= 1"):
+        parse_prune("median", warmup=0)
+    assert pruned_summary(["completed", "pruned", "pruned"], ["", "median", "median"]) == (
+        "2 trials pruned (2 by median): they stopped behind the others and have no test score "
+        "or model; rerun with --prune none to finish them")
+    assert pruned_summary(["completed"], [""]) is None
+
+
+# ------------------------------------------------------------------------------ searches
+# One fused group of 6 grid points x 2 repeats; at 1e-5 nothing is learnt in one epoch.
+LOST_GRID = """[axes]
+model = ["mlp_bp"]
+activation = ["relu"]
+learning_rate = [0.01, 1e-5]
+optimizer = ["adam", "sgd", "rmsprop"]
+batch_size = [64]
+epochs = [2]
+"""
+POINT = ["learning_rate", "optimizer"]
+# Float rounding of fused training, as tests/test_fused.py measured it for the MLPs.
+TOLERANCE = 2e-5
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_8k2k):
+    from mnist_zoo.data import load_dataset
+
+    return load_dataset("mnist", MNIST_8K2K, subset=2000)
+
+
+def grid_file(folder: Path, text: str = LOST_GRID, name: str = "lost") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def run(grid: Path, out: Path, data, **kwargs) -> pd.DataFrame:
+    kwargs = {"export_top": 0, "repeats": 2, "tensorboard": False, **kwargs}
+    table = search_lib.search(str(grid), data=data, out=out, verbose=0, **kwargs)
+    return table.sort_values(["learning_rate", "optimizer", "repeat"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def searches(tmp_path_factory, digits):
+    """(folder, table) of the grid searched without pruning, then with --prune median."""
+    root = tmp_path_factory.mktemp("pruning")
+    grid = grid_file(root)
+    plain = run(grid, root / "plain", digits)
+    pruned = run(grid, root / "pruned", digits, prune="median", export_top=12)
+    return (root / "plain", plain), (root / "pruned", pruned), grid
+
+
+def _epoch_one(out: Path, table: pd.DataFrame) -> pd.Series:
+    """Each row's validation accuracy after its first epoch, from its history.csv."""
+    return table["history_path"].map(
+        lambda path: float(pd.read_csv(out / path)["val_accuracy"].iloc[0]))
+
+
+@pytest.mark.slow  # two searches of 12 trials: ~45 s on 2 busy cores
+def test_lost_trials_are_pruned_and_the_best_is_kept(searches):
+    (plain_out, plain), (out, pruned), _ = searches
+    assert len(pruned) == len(plain) == 12
+    # What the rule says of the unpruned run's first epochs, point by point (mean of 2).
+    means = plain.assign(v=_epoch_one(plain_out, plain)).groupby(POINT)["v"].mean()
+    expected = {point for point, value in means.items()
+                if should_prune(value, [v for p, v in means.items() if p != point], 1, 2,
+                                parse_prune("median"))}
+    lost = pruned[pruned["status"] == "pruned"]
+    assert {(r.learning_rate, r.optimizer) for r in lost.itertuples()} == expected
+    assert {(1e-5, "adam"), (1e-5, "sgd")} <= expected and (0.01, "adam") not in expected
+    # All repeats of a pruned point stop together, at epoch 1, unscored, with no model.
+    assert lost.groupby(POINT).size().eq(2).all()
+    assert (lost["epochs_run"] == 1).all() and (lost["pruned_by"] == "median").all()
+    assert lost["test_accuracy"].isna().all() and lost["model_path"].fillna("").eq("").all()
+    kept = pruned[pruned["status"] == "completed"]
+    assert len(kept) == 12 - len(lost) and (kept["epochs_run"] == 2).all()
+    best = lambda t: t[t["status"] == "completed"].groupby(POINT)["val_accuracy"].mean().idxmax()  # noqa: E731
+    assert best(pruned) == best(plain) == (0.01, "adam")
+    # No pruned trial is exported; the summary counts the pruned runs of each point.
+    assert len(list((out / "models").iterdir())) == len(kept)
+    summary = pd.read_csv(out / "experiment_summary.csv").set_index(POINT)
+    assert summary.loc[list(expected), "pruned"].eq(2).all()
+    assert summary["pruned"].sum() == len(lost)
+
+
+@pytest.mark.slow  # two searches of 12 trials: ~45 s on 2 busy cores
+def test_surviving_members_equal_an_unpruned_run(searches):
+    """The fused group goes on without the pruned members; the others end as without."""
+    (plain_out, plain), (out, pruned), _ = searches
+    for (_, alone), (_, row) in zip(plain.iterrows(), pruned.iterrows()):
+        if row["status"] != "completed":
+            continue
+        a = keras.models.load_model(plain_out / alone["model_path"]).get_weights()
+        b = keras.models.load_model(out / row["model_path"]).get_weights()
+        gap = max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+        assert gap <= TOLERANCE, f"{row['optimizer']} {row['learning_rate']}: {gap:.2e}"
+        assert abs(row["val_loss"] - alone["val_loss"]) <= 10 * TOLERANCE
+        assert abs(row["test_accuracy"] - alone["test_accuracy"]) <= 0.002
+
+
+@pytest.mark.slow  # two searches of 12 trials: ~45 s on 2 busy cores
+def test_rerun_adds_nothing_and_prune_none_finishes_the_pruned(searches, digits, tmp_path,
+                                                               capsys):
+    (plain_out, plain), (out, pruned), grid = searches
+    shutil.copytree(out, tmp_path / "out")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    again = run(grid, out, digits, prune="median")
+    printed = capsys.readouterr().out
+    assert not [line for line in printed.splitlines() if line.startswith("[")]
+    assert "trials pruned (" in printed and "by median" in printed
+    pd.testing.assert_frame_equal(again, pruned)
+
+    finished = run(grid, out, digits, prune="none")
+    trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    was_pruned = pruned["status"] == "pruned"
+    assert len(trained) == was_pruned.sum() and len(finished) == 12
+    assert (finished["status"] == "completed").all() and (finished["epochs_run"] == 2).all()
+    # Trained from the start: as in the search that never pruned them.
+    np.testing.assert_allclose(finished["val_loss"], plain["val_loss"], atol=10 * TOLERANCE)
+    # The others were not trained again.
+    pd.testing.assert_series_equal(finished.loc[~was_pruned, "finished_at"],
+                                   pruned.loc[~was_pruned, "finished_at"])
+
+
+@pytest.mark.slow
+def test_random_search_prunes_the_same_way(tmp_path, digits):
+    grid = grid_file(tmp_path, LOST_GRID + '\n[search]\nstrategy = "random"\nmax_trials = 5\n'
+                     'prune = "median"\nprune_min_trials = 3\n')
+    table = run(grid, tmp_path / "out", digits, repeats=1)
+    lost = table[table["status"] == "pruned"]
+    assert len(table) == 5 and len(lost) >= 1, table[["learning_rate", "optimizer", "status"]]
+    assert (table.loc[table["learning_rate"] == 1e-5, "status"] == "pruned").all()
+    assert (lost["epochs_run"] == 1).all() and (table["status"] == "completed").any()
+
+
+def one_line_error(capsys, argv) -> str:
+    try:
+        code = search_lib.main(argv)
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    return line
+
+
+def test_bad_pruning_settings_are_refused_in_one_line(tmp_path, capsys):
+    base = ["--grid", str(grid_file(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "1"]
+    assert "percentile:P" in one_line_error(capsys, [*base, "--prune", "mean"])
+    assert "grid or random" in one_line_error(capsys, [*base, "--prune", "median",
+                                                       "--strategy", "hyperband"])
+    assert "val_accuracy" in one_line_error(capsys, [*base, "--prune", "median",
+                                                     "--objective", "test_accuracy"])
+    bad_file = grid_file(tmp_path, LOST_GRID + '\n[search]\nprune = "mean"\n', "bad")
+    assert "[search]" in one_line_error(capsys, ["--grid", str(bad_file), "--out",
+                                                 str(tmp_path / "out2"), "--jobs", "1"])
+
+
+@pytest.mark.slow
+def test_kill_9_mid_search_then_rerun_loses_nothing(tmp_path):
+    """One trial at a time (--no-fuse), each judged against those before it: kill -9
+    after the first records, rerun the same command: every trial once, none trained twice."""
+    grid = grid_file(tmp_path)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "mnist_zoo.search", "--grid", str(grid), "--out", str(out),
+               "--data-dir", str(MNIST_8K2K), "--subset", "2000", "--export-top", "0",
+               "--jobs", "1", "--no-fuse", "--no-tensorboard", "--prune", "median",
+               "--prune-min-trials", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = lambda: list(out.glob("tuner/lost/trial_*/result.json"))  # noqa: E731
+    deadline = time.time() + 240
+    while len(records()) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(records())
+    assert 2 <= finished < 6, "the search should be killed part-way"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(trained) == 6 - finished
+    table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
+    assert len(table) == 6 and table["trial_id"].is_unique
+    assert table.groupby(POINT).size().eq(1).all()
+    assert set(table["status"]) <= {"completed", "pruned"} and (table["status"] == "pruned").any()
