@@ -6,7 +6,7 @@ import pytest
 
 from mnist_zoo import build_model, list_models
 from mnist_zoo import data as data_lib
-from mnist_zoo.train.fused import FusedModels, can_fuse, fit_fused
+from mnist_zoo.train.fused import FusedModels, MemberStopper, can_fuse, fit_fused
 
 # The tests with convolutions depend on the kernels (grouped or one per member): CI runs
 # them on oneDNN and again on TensorFlow's own kernels. The MLPs' do not.
@@ -232,3 +232,45 @@ def test_the_package_commands_turn_onednn_on_unless_told_otherwise(monkeypatch, 
         monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
     mnist_zoo.prefer_onednn()
     assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == expected
+
+
+class _StopAfter(MemberStopper):
+    """Stops member k after epoch stops[k] (issue #32's pruning, without the rule), and
+    notes how many members each epoch trained."""
+
+    def __init__(self, stops: dict[int, int]):
+        super().__init__()
+        self.stops, self.widths = stops, []
+
+    def members_to_stop(self, epoch, logs):
+        self.widths.append(self.model.size if isinstance(self.model, FusedModels) else 1)
+        assert all(len(values) == len(self.running) for values in logs.values())
+        return [k for k in self.running if self.stops.get(k) == epoch]
+
+
+@pytest.mark.slow  # ~30 s each on 2 busy cores
+@pytest.mark.parametrize("name", [LENET5, "mlp_medium"])
+def test_a_stopped_member_leaves_the_group_and_the_others_train_as_before(name, digits):
+    """Issue #32: a pruned member stops costing time, the group goes on without it, and
+    every other member ends as it would have (to the equivalence test's tolerance)."""
+    from mnist_zoo.train import fit_models
+
+    stopper = _StopAfter({1: 1})
+    fused = fit_models(_members(name, SETTINGS), digits, batch_size=32, epochs=2, seed=1,
+                       stopper=stopper)
+    alone = [fit_models([model], digits, batch_size=32, epochs=2, seed=1)[0]
+             for model in _members(name, SETTINGS)]
+    assert stopper.widths == [3, 2] and stopper.stopped == {1: 1}
+    survivors = [0, 2]
+    for k in survivors:
+        weights = max(float(np.abs(a - b).max()) for a, b in
+                      zip(alone[k].model.get_weights(), fused[k].model.get_weights()))
+        assert weights <= TOLERANCE[name], f"member {k}: weights differ by {weights:.2e}"
+        assert fused[k].epochs_run == 2 and not fused[k].stopped
+        np.testing.assert_allclose(fused[k].history["val_loss"], alone[k].history["val_loss"],
+                                   atol=10 * TOLERANCE[name])
+        assert abs(fused[k].test["accuracy"] - alone[k].test["accuracy"]) <= 0.002
+    stopped = fused[1]
+    assert stopped.stopped and stopped.test is None and stopped.epochs_run == 1
+    assert abs(stopped.history["val_loss"][0] - alone[1].history["val_loss"][0]) <= \
+        10 * TOLERANCE[name]

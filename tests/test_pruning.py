@@ -254,3 +254,40 @@ def test_kill_9_mid_search_then_rerun_loses_nothing(tmp_path):
     assert len(table) == 6 and table["trial_id"].is_unique
     assert table.groupby(POINT).size().eq(1).all()
     assert set(table["status"]) <= {"completed", "pruned"} and (table["status"] == "pruned").any()
+
+
+# ------------------------------------------------------------------------------- charts
+def test_charts_of_a_table_with_pruned_rows(tmp_path):
+    """Pruned rows are drawn as pruned, never averaged with completed ones: the 1e-5 x sgd
+    cell (all pruned) is hatched and labelled with its epoch; the 0.01 x sgd cell, with a
+    completed trial beside a pruned one, shows the completed one's value alone."""
+    import plot_tables
+
+    from mnist_zoo import plot
+    from mnist_zoo.plot._heatmaps import plot_heatmaps
+
+    table = plot_tables.results_table(
+        {"activation": ["relu", "tanh"], "learning_rate": [0.01, 1e-5],
+         "optimizer": ["adam", "sgd"]},
+        lambda s: 0.95 if s["learning_rate"] == 0.01 else 0.5, noise=0.0)
+    lost = (table["optimizer"] == "sgd") & ((table["learning_rate"] == 1e-5)
+                                            | (table["activation"] == "tanh"))
+    table.loc[lost, ["status", "epochs_run", "pruned_by"]] = ["pruned", 1, "median"]
+    table.loc[lost, ["test_accuracy", "test_loss", "model_path"]] = [np.nan, np.nan, ""]
+    table.loc[lost, "val_accuracy"] = 0.05  # would drag any mean it joined far down
+    csv = plot_tables.write(table, tmp_path)
+    written = plot.plot_results(csv, tmp_path / "plots", top=0)
+    assert any(p.name.startswith("heatmap_") for p in written)
+    report = (tmp_path / "plots" / "report.html").read_text()
+    assert "<strong>3 pruned</strong> (3 by median, after epoch 1)" in report
+
+    res = plot.load_results(csv)
+    assert (res.trials["status"] == "completed").all() and len(res.trials) == 5
+    (chart,) = plot_heatmaps(res, tmp_path, "png", "learning_rate", "optimizer")
+    (ax, *_) = chart.figure.axes
+    labels = sorted(t.get_text() for t in ax.texts if t.get_text().startswith("pruned"))
+    assert labels == ["pruned @1"]  # the 1e-5 x sgd cell
+    assert sum(1 for p in ax.patches if p.get_hatch() == "///") == 1
+    values = [t.get_text() for t in ax.texts if not t.get_text().startswith("pruned")]
+    # (1e-5, adam), (0.01, adam), (0.01, sgd): relu's alone there, not averaged with 5 %
+    assert values == ["50.0", "95.0", "95.0"], values

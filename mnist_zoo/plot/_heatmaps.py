@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import display_labels, facets, value_text
 from mnist_zoo.plot._data import STD, Results
+from mnist_zoo.plot._pruned import hatch_pruned, pruned_cells
 from mnist_zoo.plot._style import metric_cmap, text_colour
 
 
@@ -81,9 +82,11 @@ def _heatmap_grid(res: Results, panels: list, rows_axis: str, cols_axis: str,
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
-    empty_cells = False
+    empty_cells = any_pruned = False
     for ax, (key, cells, spread) in zip(axes.ravel(), panels):
-        empty_cells |= draw_heatmap(ax, res, cells, norm, spread)
+        pruned = pruned_cells(res, cells, rows_axis, cols_axis, dict(zip(panel_axes, key)))
+        empty_cells |= draw_heatmap(ax, res, cells, norm, spread, pruned)
+        any_pruned |= hatch_pruned(ax, pruned)
         ax.set_title(" · ".join(value_text(axis, str(value))
                                 for axis, value in zip(panel_axes, key)), fontsize=10)
         ax.set_xlabel(style.name(cols_axis))
@@ -91,22 +94,24 @@ def _heatmap_grid(res: Results, panels: list, rows_axis: str, cols_axis: str,
     for ax in axes.ravel()[:len(panels)]:
         ax.label_outer()  # axis names and ticks once per row and column
     style.metric_colorbar(fig, axes.ravel()[:len(panels)].tolist(), res, norm)
-    style.heatmap_note(fig, res, empty_cells)
+    style.heatmap_note(fig, res, empty_cells, pruned=any_pruned)
     return fig
 
 
 def draw_heatmap(ax, res, cells: pd.DataFrame, norm: Normalize,
-                 spread: pd.DataFrame | None = None) -> bool:
+                 spread: pd.DataFrame | None = None, pruned: pd.DataFrame | None = None) -> bool:
     """One annotated heatmap panel of `cells` (rows x columns); True if a cell is empty.
 
-    spread: the standard deviation of each cell, written as "87.4 ± 0.3"."""
+    spread: the standard deviation of each cell, written as "87.4 ± 0.3"; pruned: a label
+    for the empty cells whose trials were pruned (hatch_pruned draws them)."""
     cmap = metric_cmap(res)
     values = cells.to_numpy(dtype=float)
     stds = spread.to_numpy(dtype=float) if spread is not None else np.full(values.shape, np.nan)
     ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
     for (i, j), value in np.ndenumerate(values):
         if np.isnan(value):
-            ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
+            if pruned is None or not pruned.iat[i, j]:
+                ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)
             continue
         ax.text(j, i, res.cell_text(value, stds[i, j]), ha="center", va="center",
                 fontsize=8 if spread is None else 7, color=text_colour(cmap(norm(value))))

@@ -13,6 +13,7 @@ from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._data import N, STD, Results
 from mnist_zoo.plot._interactions import interaction_ranking
 from mnist_zoo.plot._noise import noise_section
+from mnist_zoo.plot._pruned import report_sentence as pruned_sentence
 from mnist_zoo.plot._read import AXES, left_out
 
 TABLE_COLUMNS = ("val_accuracy", "test_accuracy", "val_loss", "test_loss", "epochs_run",
@@ -36,6 +37,7 @@ def write_report(res: Results, charts: list[style.Chart], out: Path,
     if len(excluded):
         counts = ", ".join(f"{n} {html.escape(s)}" for s, n in reasons.value_counts().items())
         parts.append(f" <strong>{len(excluded)} left out</strong> ({counts}), listed at the end.")
+    parts.append(pruned_sentence(res))
     if res.repeats:
         parts.append(f" They are {len(res.points)} grid points run several times "
                      f"({res.n_text()} completed repeats each): the charts show each point's "

@@ -106,8 +106,10 @@ def text_colour(rgba) -> str:
     return "black" if luminance > 0.55 else "white"
 
 
-def heatmap_note(fig: Figure, res, empty_cells: bool, shown: str = "") -> None:
+def heatmap_note(fig: Figure, res, empty_cells: bool, shown: str = "",
+                 pruned: bool = False) -> None:
     notes = (["–: no completed trial"] if empty_cells else []) + (
+        ["hatched: pruned (@ the epoch reached)"] if pruned else []) + (
         [f"grey: past the threshold {res.format(res.threshold)}"] if res.threshold is not None
         else []) + ([f"shown: {shown}"] if shown else [])
     if notes:

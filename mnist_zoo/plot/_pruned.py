@@ -1,0 +1,72 @@
+"""Pruned trials (search --prune, issue #32) in the charts: never averaged with completed
+ones (they are not among Results.trials), but shown as pruned: a heatmap cell with no
+completed trial and pruned ones is hatched and labelled with the epoch they reached, and
+the report counts them and names the rule that stopped them.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Rectangle
+
+from mnist_zoo.plot._data import Results
+from mnist_zoo.plot._read import format_value
+from mnist_zoo.plot._style import NOTE_COLOUR
+
+PRUNED = "pruned"
+
+
+def pruned_rows(res: Results) -> pd.DataFrame:
+    """The table's pruned rows."""
+    status = res.table["status"].astype(str).str.strip().str.lower()
+    return res.table[status == PRUNED]
+
+
+def pruned_cells(res: Results, cells: pd.DataFrame, rows_axis: str, cols_axis: str,
+                 panel: dict) -> pd.DataFrame:
+    """For each cell of `cells` (rows x columns of a heatmap panel whose other settings are
+    `panel`) with no completed value and pruned trials: 'pruned @E', E the latest epoch
+    they reached; '' elsewhere."""
+    labels = pd.DataFrame("", index=cells.index, columns=cells.columns)
+    rows = pruned_rows(res)
+    for axis, value in panel.items():
+        rows = rows[rows[axis].map(format_value) == str(value)]
+    if rows.empty or rows_axis not in rows or cols_axis not in rows:
+        return labels
+    for (row, col), sub in rows.groupby([rows[rows_axis].map(format_value),
+                                         rows[cols_axis].map(format_value)]):
+        if row in labels.index and col in labels.columns and np.isnan(cells.loc[row, col]):
+            epochs = pd.to_numeric(sub.get("epochs_run"), errors="coerce").max()
+            labels.loc[row, col] = PRUNED + (f" @{int(epochs)}" if epochs == epochs else "")
+    return labels
+
+
+def hatch_pruned(ax, labels: pd.DataFrame) -> bool:
+    """Hatch and label the pruned cells of a heatmap panel; True if there was one."""
+    for (i, j), label in np.ndenumerate(labels.to_numpy()):
+        if label:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                   edgecolor="#b0b0b0", linewidth=0))
+            ax.text(j, i, label, ha="center", va="center", color=NOTE_COLOUR, fontsize=7,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    return bool((labels.to_numpy() != "").any())
+
+
+def report_sentence(res: Results) -> str:
+    """The report's sentence on pruned trials ('' without any), in HTML."""
+    rows = pruned_rows(res)
+    if rows.empty:
+        return ""
+    rules = rows["pruned_by"].fillna("a rule").astype(str) if "pruned_by" in rows else \
+        pd.Series("a rule", index=rows.index)
+    by = ", ".join(f"{n} by {html.escape(rule)}" for rule, n in rules.value_counts().items())
+    epochs = pd.to_numeric(rows.get("epochs_run"), errors="coerce")
+    reached = (f", after epoch {int(epochs.min())}" + (f"–{int(epochs.max())}"
+                                                      if epochs.max() > epochs.min() else "")
+               if epochs.notna().any() else "")
+    return (f" <strong>{len(rows)} pruned</strong> ({by}{reached}): the search stopped them "
+            "behind the others, so they are not charted nor averaged with completed trials; "
+            "heatmaps hatch their cells.")
