@@ -164,10 +164,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_search(args, spec: dict, onednn: str) -> tuple[pd.DataFrame, list[float], int]:
+def run_search(args, spec: dict, onednn: str,
+               extra: list[str] = ()) -> tuple[pd.DataFrame, list[float], int]:
     """The search as users run it: its own command line, loading its own data (the same
     seeded split), so process start-up is part of its time. onednn: 'default' (the
-    variable unset), '0' or '1'. Returns its results table, memory peaks and restarts."""
+    variable unset), '0' or '1'; extra: more options (bench/pruning.py's --prune).
+    Returns its results table, memory peaks and restarts."""
     with tempfile.TemporaryDirectory() as tmp:
         grid_file = Path(tmp) / f"{spec['name']}.toml"
         grid_file.write_text(_grid_toml(spec["axes"]))
@@ -178,6 +180,7 @@ def run_search(args, spec: dict, onednn: str) -> tuple[pd.DataFrame, list[float]
         command += ["--data-dir", args.data_dir] if args.data_dir else []
         command += ["--subset", str(args.subset)] if args.subset else []
         command += ["--no-fuse"] if args.no_fuse else []
+        command += list(extra)
         env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
         if onednn != "default":
             env["TF_ENABLE_ONEDNN_OPTS"] = onednn
