@@ -144,7 +144,9 @@ def test_lost_trials_are_pruned_and_the_best_is_kept(searches):
     assert lost["test_accuracy"].isna().all() and lost["model_path"].fillna("").eq("").all()
     kept = pruned[pruned["status"] == "completed"]
     assert len(kept) == 12 - len(lost) and (kept["epochs_run"] == 2).all()
-    best = lambda t: t[t["status"] == "completed"].groupby(POINT)["val_accuracy"].mean().idxmax()  # noqa: E731
+    def best(table):
+        return table[table["status"] == "completed"].groupby(POINT)["val_accuracy"].mean().idxmax()
+
     assert best(pruned) == best(plain) == (0.01, "adam")
     # No pruned trial is exported; the summary counts the pruned runs of each point.
     assert len(list((out / "models").iterdir())) == len(kept)

@@ -18,6 +18,8 @@ Where each piece lives:
     grouping.py     which points train together (fused), and how wide a group may be
     trainer.py      GroupTrainer: trains a group under its lock; steals work meanwhile
     runs.py         run folders (runs/<key>/), their locks, and the row format
+    pruning.py      --prune's rule on plain numbers: median, percentile, warm-up, fewest
+    pruner.py       --prune in training: per-epoch reports, the Keras callback that stops
     results.py      the results table: trial records, experiment_results.csv, top-k
     table.py        the table's rules shared with plot: metric direction, repeats, points
     project.py      the folders: claim, same grid and data, repair, --overwrite's clean-up
