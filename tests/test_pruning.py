@@ -75,6 +75,35 @@ def test_parse_prune():
     assert pruned_summary(["completed"], [""]) is None
 
 
+# --------------------------------------------------------------- reports and judgements
+def _run(optimizer: str, repeat: int) -> dict:
+    return {"model": "mlp_bp", "optimizer": optimizer, "epochs": 3, "repeat": repeat}
+
+
+def test_a_point_is_judged_on_the_mean_of_its_repeats_which_stop_together(tmp_path):
+    """On plain values: repeats 0.95 and 0.2 (mean 0.575) are behind the others' median
+    (0.8), though 0.95 alone would lead; a repeat trained after its point was pruned at an
+    epoch stops there whatever its own value."""
+    from mnist_zoo.search.pruner import Pruning
+
+    pruning = Pruning(MEDIAN, tmp_path, "val_accuracy", higher_is_better=True)
+    for optimizer, value in (("adam", 0.9), ("rmsprop", 0.8), ("nadam", 0.7)):
+        for repeat in (0, 1):
+            pruning.reports.write(_run(optimizer, repeat), [value])
+    mixed = [_run("sgd", 0), _run("sgd", 1)]
+    stopper = pruning.stopper(mixed, epochs=3)
+    stopper.running = [0, 1]
+    assert stopper.members_to_stop(1, {"val_accuracy": np.array([0.95, 0.2])}) == [0, 1]
+    assert stopper.series == [[0.95], [0.2]]
+    # Their reports say so: a third repeat, trained later, stops at epoch 1 too.
+    late = pruning.stopper([_run("sgd", 2)], epochs=3)
+    assert late.members_to_stop(1, {"val_accuracy": np.array([0.99])}) == [0]
+    # A point ahead of the median goes on; without a validation metric nothing is judged.
+    ahead = pruning.stopper([_run("adamax", 0)], epochs=3)
+    assert ahead.members_to_stop(1, {"val_accuracy": np.array([0.85])}) == []
+    assert ahead.members_to_stop(1, {"loss": np.array([2.3])}) == []
+
+
 # ------------------------------------------------------------------------------ searches
 # One fused group of 6 grid points x 2 repeats; at 1e-5 nothing is learnt in one epoch.
 LOST_GRID = """[axes]
