@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from mnist_zoo.errors import ModelError, SettingsError
+from mnist_zoo.errors import ModelError, SettingsError, first_line
 
 KERAS_SUFFIXES = (".keras", ".h5")
 # "model:dataset", the name of a zoo model with shipped weights, e.g. "lenet5:mnist".
@@ -92,8 +92,37 @@ def load_model(path: str | Path) -> LoadedModel:
     except ModelError:
         raise
     except Exception as err:  # Keras and TensorFlow raise many kinds for a bad file
-        raise ModelError(f"cannot load model {resolved}: {type(err).__name__}: {err}") from err
+        raise ModelError(f"cannot load model {resolved}: {load_problem(err)}") from None
     return LoadedModel(resolved, kind, forward, model_name(path), trained_on(resolved))
+
+
+# Keras names an unregistered custom function or class in the innermost of its nested
+# messages, each followed by a config dump of up to thousands of characters.
+UNREGISTERED = re.compile(r"Could not locate (function|class) '([^']+)'")
+
+
+def load_problem(err: BaseException) -> str:
+    """What went wrong in loading a model, in one line and without Keras' config dumps.
+
+    Keras wraps the cause of a failed deserialisation in "Exception encountered:" layers,
+    each printing a layer's whole config; the last layer holds the cause.
+    """
+    text = str(err)
+    missing = UNREGISTERED.search(text)
+    if missing:
+        kind, name = missing.groups()
+        return (f"it uses the custom {kind} {name!r}, which is not registered in this "
+                "process; import the module that defines it (decorated with "
+                "@keras.saving.register_keras_serializable()) before loading")
+    if "safe_mode" in text:
+        return ("it holds Python code (a Lambda layer), which Keras' safe mode does not run; "
+                "load only files you trust, rebuilt without the Lambda")
+    cause = text.rsplit("Exception encountered:", 1)[-1]
+    cause = re.split(r"\s*(?:Full object config|config=)", cause, maxsplit=1)[0].strip()
+    if not cause:
+        return first_line(err)
+    line = f"{type(err).__name__}: {cause.splitlines()[0].strip()}"
+    return line if len(line) <= 200 else line[:200] + "..."
 
 
 def trained_on(resolved: Path) -> str | None:
