@@ -71,15 +71,19 @@ class Timing:
 # --------------------------------------------------------------------------- writing
 def keras_model_of(loaded, image_shape: tuple):
     """The keras.Model to export: the model itself, or a SavedModel wrapped in TFSMLayer."""
-    if loaded.keras_model is not None:
-        return loaded.keras_model
-    if loaded.kind != "saved_model":
-        raise SettingsError(f"{loaded.path} is already an exported {loaded.kind} file; "
-                            "export from its .keras file, run folder or zoo name")
     import keras
 
-    return keras.Sequential([keras.Input(image_shape),
-                             keras.layers.TFSMLayer(str(loaded.path), call_endpoint="serve")])
+    if loaded.keras_model is not None:
+        net = loaded.keras_model
+    elif loaded.kind == "saved_model":
+        net = keras.Sequential([keras.Input(image_shape),
+                                keras.layers.TFSMLayer(str(loaded.path), call_endpoint="serve")])
+    else:
+        raise SettingsError(f"{loaded.path} is already an exported {loaded.kind} file; "
+                            "export from its .keras file, run folder or zoo name")
+    # Keras exports only a model it has called; a loaded .keras file has not been.
+    net(np.zeros((1, *image_shape), np.float32), training=False)
+    return net
 
 
 def write_file(net, fmt: str, quantize: str, path: Path, calibration: np.ndarray) -> None:
@@ -224,10 +228,12 @@ def export(model, fmt: str, quantize: str = "float32", out=None, dataset: str | 
     quantize = quantize or "float32"
     _check_choices(fmt, quantize, calibration)
     runtimes.require(fmt, f"--format {fmt}")
+    if out is not None:
+        out = _output_path(out, "", fmt, quantize)
     loaded = load_model(model)
     data = data_lib.load_dataset(dataset or loaded.trained_on or "mnist", data_dir, seed=seed)
     check_model_fits(loaded, data.x_test[:1], len(data.class_names), data.name)
-    out = _output_path(out, loaded.name, fmt, quantize)
+    out = out or _output_path(None, loaded.name, fmt, quantize)
     net = keras_model_of(loaded, data.x_test.shape[1:])
     rng = np.random.default_rng(seed)
     sample = data.x_train[rng.choice(len(data.x_train), min(calibration, len(data.x_train)),
@@ -270,7 +276,7 @@ def _output_path(out, name: str, fmt: str, quantize: str) -> Path:
     suffix = FORMATS[fmt]
     if out is None:
         tag = "" if quantize == "float32" else f"_{quantize}"
-        return Path("results/export") / f"{name}{tag}{suffix}"
+        out = Path("results/export") / f"{name}{tag}{suffix}"
     out = Path(out)
     if out.suffix != suffix:
         raise SettingsError(f"--out {out} must end in {suffix} for --format {fmt}")
