@@ -153,13 +153,21 @@ def _quantise_onnx(path: Path, calibration: np.ndarray) -> None:
         def get_next(self):
             return next(images, None)
 
+    import onnx
+
+    # The softmax stays float32: quantised, its outputs sum to 1 only roughly and read as
+    # logits downstream (lenet5: mean probability difference 0.15, largest 0.77; kept
+    # float32, largest 0.095).
+    softmax = [node.name for node in onnx.load(str(path)).graph.node
+               if node.op_type == "Softmax"]
     float_path = path.with_name(path.stem + ".float32.onnx")
     os.replace(path, float_path)
     try:
         quantization.quantize_static(str(float_path), str(path), Calibration(),
                                      quant_format=quantization.QuantFormat.QDQ,
                                      activation_type=quantization.QuantType.QInt8,
-                                     weight_type=quantization.QuantType.QInt8)
+                                     weight_type=quantization.QuantType.QInt8,
+                                     nodes_to_exclude=softmax)
     finally:
         float_path.unlink(missing_ok=True)
 
