@@ -29,14 +29,11 @@ name and renamed only once checked) and the command exits with status 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import statistics
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +56,12 @@ NAMES = {"onnx": "ONNX", "litert": "LiteRT"}
 
 
 class ExportCheckFailed(ZooError):
-    """A written file that scores differently from its Keras model (exit status 1)."""
+    """A written file that scores differently from its Keras model (exit status 1); its
+    measurement is in `report`."""
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclasses.dataclass
@@ -88,7 +90,9 @@ def keras_model_of(loaded, image_shape: tuple):
 
 def write_file(net, fmt: str, quantize: str, path: Path, calibration: np.ndarray) -> None:
     """Write `net` as `fmt` at `path` with Keras' own export."""
-    with _silenced():  # the converters print pages of notices on each call
+    from mnist_zoo.models.runtimes import silenced
+
+    with silenced():  # the converters print pages of notices on each call
         if fmt == "onnx":
             net.export(str(path), format="onnx", verbose=False)
             if quantize == "int8":
@@ -96,29 +100,6 @@ def write_file(net, fmt: str, quantize: str, path: Path, calibration: np.ndarray
         else:
             net.export(str(path), format="litert", verbose=False,
                        **_litert_options(quantize, calibration))
-
-
-@contextlib.contextmanager
-def _silenced():
-    """File descriptors 1 and 2 to a temporary file: the converters' C++ logging and
-    notices (dozens of lines per file) bypass Python's streams. A failure still raises."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def _litert_options(quantize: str, calibration: np.ndarray) -> dict:
@@ -262,7 +243,7 @@ def export(model, fmt: str, quantize: str = "float32", out=None, dataset: str | 
         if verbose:
             print_report(report)
         if not report["passed"]:
-            raise ExportCheckFailed(_failure(report, partial))
+            raise ExportCheckFailed(_failure(report), report)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -300,6 +281,9 @@ def _measure(loaded, exported, data, quantize: str, repeats: int) -> dict:
     report = compare(data.y_test, reference, probabilities, quantize)
     report["images"] = len(data.y_test)
     for key, model in (("keras", loaded), ("file", exported)):
+        if repeats < 1:  # not timed (a measurement of accuracy alone)
+            report[f"{key}_latency_ms"] = report[f"{key}_images_per_s"] = float("nan")
+            continue
         timing = time_forward(model.forward, data.x_test, repeats)
         report[f"{key}_latency_ms"] = timing.latency_ms
         report[f"{key}_images_per_s"] = timing.images_per_s
@@ -311,7 +295,7 @@ def _io_types(exported) -> str:
     return describe() if describe else "input float32, output float32"
 
 
-def _failure(report: dict, partial: Path) -> str:
+def _failure(report: dict) -> str:
     return (f"the {NAMES[report['format']]} {report['quantize']} file scores differently "
             f"from Keras (accuracy {report['file_accuracy']:.2%} against "
             f"{report['keras_accuracy']:.2%}, the same digit on {report['agreement']:.2%}, "

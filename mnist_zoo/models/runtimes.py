@@ -13,7 +13,12 @@ install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +45,30 @@ def require(fmt: str, what: str, modules=None):
     if missing:
         raise ModelError(f"{what} needs {', '.join(missing)}, which is not installed; "
                          f"install the export extra: {INSTALL_EXTRA}")
+
+
+@contextlib.contextmanager
+def silenced():
+    """File descriptors 1 and 2 to a temporary file: the converters' and runtimes' C++
+    logging (dozens of lines per file written) bypasses Python's streams. A failure still
+    raises."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def load_onnx(path: Path) -> Callable:
@@ -78,7 +107,8 @@ class _LiteRT:
         x = np.asarray(x, dtype=np.float32)
         if self.batch != len(x):
             self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
-            self.interpreter.allocate_tensors()
+            with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter.allocate_tensors()
             self.batch = len(x)
         self.interpreter.set_tensor(self.input["index"], self._quantise(x))
         self.interpreter.invoke()
