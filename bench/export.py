@@ -1,6 +1,6 @@
 """Exported files of every zoo model: size, test accuracy and speed (issue #33, item 5).
 
-    python bench/export.py                  # every shipped model on both datasets (~25 min)
+    python bench/export.py      # 16 shipped models x 3 files: about 10 min on an idle 2-core machine
     python bench/export.py --models lenet5:mnist --data-dir ../shared/data/mnist-8k2k \\
         --csv /tmp/export.csv --chart /tmp/export.png --card /tmp/card.md   # check the tool
 
