@@ -198,3 +198,31 @@ def test_bad_choices_are_one_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("error: ") for line in lines)
     assert "use --format litert for float16" in lines[0] and "must end in .onnx" in lines[1]
+
+
+def test_bench_tool_writes_the_csv_chart_and_card(mnist_8k2k, tmp_path):
+    """bench/export.py end to end on one model (the card's real run is on every model)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "export.py"
+    spec = importlib.util.spec_from_file_location("bench_export", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    card = tmp_path / "card.md"
+    card.write_text("# card\n<!-- export -->\nold\n<!-- /export -->\nafter\n")
+    paths = {"csv": tmp_path / "export.csv", "chart": tmp_path / "export.png", "card": card}
+    assert bench.main(["--models", "mlp_simple:mnist", "--data-dir", str(mnist_8k2k),
+                       "--repeats", "3"] + [f"--{k}={v}" for k, v in paths.items()]) == 0
+
+    rows = bench.read_csv(paths["csv"])
+    assert [(r["format"], r["quantize"]) for r in rows] == [
+        ("keras", "float32"), ("onnx", "float32"), ("litert", "float16"), ("litert", "int8")]
+    assert all(r["accuracy"] > 0.97 and r["latency_ms"] > 0 and r["bytes"] > 0 for r in rows)
+    assert rows[3]["bytes"] < rows[2]["bytes"] < rows[1]["bytes"]
+    assert paths["chart"].stat().st_size > 10_000
+    text = card.read_text()
+    assert "old" not in text and text.endswith("<!-- /export -->\nafter\n")
+    table_row = next(line for line in text.splitlines() if line.startswith("| mlp_simple"))
+    assert table_row.count(" KB · ") == 4
+    assert f"{rows[0]['bytes'] / 1024:,.0f} KB · {rows[0]['accuracy']:.2%}" in table_row
