@@ -43,7 +43,8 @@ def require(fmt: str, what: str, modules=None):
         except ImportError:
             missing.append(module.replace("_", "-"))
     if missing:
-        raise ModelError(f"{what} needs {', '.join(missing)}, which is not installed; "
+        verb = "is" if len(missing) == 1 else "are"
+        raise ModelError(f"{what} needs {', '.join(missing)}, which {verb} not installed; "
                          f"install the export extra: {INSTALL_EXTRA}")
 
 
