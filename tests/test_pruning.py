@@ -213,8 +213,10 @@ def test_rerun_adds_nothing_and_prune_none_finishes_the_pruned(searches, digits,
     pd.testing.assert_frame_equal(again, pruned)
 
     finished = run(grid, out, digits, prune="none")
-    trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    printed = capsys.readouterr().out
+    trained = [line for line in printed.splitlines() if line.startswith("[")]
     was_pruned = pruned["status"] == "pruned"
+    assert f"finishing {was_pruned.sum()} pruned trial(s) from the start" in printed
     assert len(trained) == was_pruned.sum() and len(finished) == 12
     assert (finished["status"] == "completed").all() and (finished["epochs_run"] == 2).all()
     # Trained from the start: as in the search that never pruned them.

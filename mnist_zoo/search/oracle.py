@@ -40,20 +40,26 @@ class ResumeFromRecords:
         # moved on for). Forget it: the same state hands out the same trial again.
         for trial_id in set(self.trials) - set(self.start_order):
             del self.trials[trial_id]
+        self._pruned_again = []
         unfinished = [trial_id for trial_id in sorted(self.trials)
                       if not self._has_result(trial_id)]
-        if unfinished:
-            print(f"retrying {len(unfinished)} trial(s) that failed, were pruned or left no "
-                  "result: "
-                  f"{', '.join(unfinished)}", flush=True)
+        retried = [trial_id for trial_id in unfinished if trial_id not in self._pruned_again]
+        if retried:
+            print(f"retrying {len(retried)} trial(s) that failed or left no result: "
+                  f"{', '.join(retried)}", flush=True)
+        if self._pruned_again:
+            print(f"finishing {len(self._pruned_again)} pruned trial(s) from the start "
+                  f"(--prune none): {', '.join(self._pruned_again)}", flush=True)
         _keras_tuner.retry_later(self, unfinished)
 
     def _has_result(self, trial_id: str) -> bool:
         path = _keras_tuner.trial_dir(self, trial_id) / "result.json"
         row = read_result(path)
-        if row is None or row["status"] == "failed" or (row["status"] == "pruned"
-                                                       and self.retrain_pruned):
+        pruned_again = row is not None and row["status"] == "pruned" and self.retrain_pruned
+        if row is None or row["status"] == "failed" or pruned_again:
             path.unlink(missing_ok=True)  # damaged, failed or pruned: a rerun writes anew
+            if pruned_again:
+                self._pruned_again.append(trial_id)
             return False
         return True
 

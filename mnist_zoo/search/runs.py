@@ -51,7 +51,10 @@ class RunFolders:
         path = self.run_dir(values) / "run.json"
         if not self.retrain_pruned or not path.exists():
             return path.exists()
-        return self.read(values)["status"] != "pruned"
+        try:
+            return self.read(values).get("status") != "pruned"
+        except (OSError, ValueError):  # unreadable: done, as its presence always said
+            return True
 
     def read(self, values: dict) -> dict:
         return json.loads((self.run_dir(values) / "run.json").read_text())
