@@ -45,7 +45,11 @@ def write_results_csv(project_dir: Path, csv_path: Path, new_row: dict | None = 
                 if (row := read_result(p)) is not None]
         table = pd.DataFrame(rows)
         if not table.empty:
-            table = table.sort_values("trial_id", kind="stable")
+            # By number: a search grown past 10 trials numbers its new ones "10", "11", after
+            # "0" to "9" (keras-tuner pads the ids to the width of the planned count).
+            table = table.sort_values("trial_id", kind="stable",
+                                      key=lambda ids: pd.to_numeric(ids, errors="coerce")
+                                      ).reset_index(drop=True)
         atomic_write_text(csv_path, table.to_csv(index=False))
         atomic_write_text(csv_path.with_name(SUMMARY_CSV), summarize(table).to_csv(index=False))
     return table

@@ -124,6 +124,14 @@ class HyperbandOracle(ResumeFromRecords, kt.oracles.HyperbandOracle):
         super().__init__(seed=seed, **kwargs)
         _keras_tuner.seed_oracle(self, seed)
 
+    def set_state(self, state):
+        """keras-tuner's state holds the iterations it was started with: keep the ones
+        asked for now, so that a rerun with more iterations goes on (project.py allows
+        a search to grow, not to shrink)."""
+        iterations = self.hyperband_iterations
+        super().set_state(state)
+        self.hyperband_iterations = iterations
+
     def populate_space(self, trial_id):
         response = super().populate_space(trial_id)
         if response["status"] == TrialStatus.RUNNING:
