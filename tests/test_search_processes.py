@@ -76,6 +76,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 # --------------------------------------------------------------------------- item 1
+@pytest.mark.slow  # ~30 s: a process starts TensorFlow and finishes a trial first
 def test_a_second_search_on_a_running_ones_out_is_refused(tmp_path, capsys):
     """--overwrite while a search runs on the same --out deleted its trials, then both
     trained into one folder: now the folder is locked while a search runs."""
