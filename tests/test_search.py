@@ -218,7 +218,9 @@ def test_resuming_with_a_changed_grid_is_refused(tmp_path, mnist_8k2k):
     grid = write_grid(tmp_path / "g.toml", 'model = ["mlp_bp"]\nepochs = [1]')
     search_lib.search(str(grid), data_dir=MNIST_8K2K, out=tmp_path, export_top=0, verbose=0)
     write_grid(grid, 'model = ["mlp_bp"]\nepochs = [2]')
-    with pytest.raises(grid_lib.GridError, match="different grid.*--overwrite"):
+    # The refusal names what changed (#29).
+    with pytest.raises(grid_lib.GridError,
+                       match=r"another grid: axis epochs \[1\] -> \[2\]; .*--overwrite"):
         search_lib.search(str(grid), data_dir=MNIST_8K2K, out=tmp_path, verbose=0)
     table = search_lib.search(str(grid), data_dir=MNIST_8K2K, out=tmp_path, overwrite=True,
                               export_top=0, verbose=0)

@@ -138,8 +138,8 @@ def test_a_jobs_folder_a_kill_9_left_is_removed_by_the_next_search(tmp_path, mon
     monkeypatch.setattr("tempfile.tempdir", str(temp))
     code = search_lib.main(["--grid", str(grid), "--out", str(tmp_path / "other"),
                             "--data-dir", str(tmp_path / "no_data"), "--jobs", "2"])
-    assert code == 2 and "does not exist" in capsys.readouterr().err
     assert not list(temp.iterdir())
+    assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- items 5 and 9
