@@ -201,9 +201,10 @@ def test_offline_without_data_a_jobs_search_prints_one_error(tmp_path):
     home.mkdir()
     env = {key: value for key, value in os.environ.items()
            if key not in ("MNIST_ZOO_DATA_DIR", "KERAS_HOME")}
-    result = subprocess.run([sys.executable, "-m", "mnist_zoo.search", "--grid", "full",
-                             "--jobs", "2"], capture_output=True, text=True, timeout=180,
-                            cwd=tmp_path, env={**env, "HOME": str(home)})
+    # As a newcomer types it: --jobs auto, one process per core (two on CI's 2 cores).
+    result = subprocess.run([sys.executable, "-m", "mnist_zoo.search", "--grid", "full"],
+                            capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                            env={**env, "HOME": str(home)})
     errors = error_lines(result.stdout + result.stderr)
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
     assert errors[0].startswith("error: no mnist data found") and "--data-dir" in errors[0]

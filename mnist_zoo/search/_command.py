@@ -12,7 +12,10 @@ keras-tuner's grid oracle enumerates the grid; each finished trial is written to
 the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
 only in optimizer settings are trained together as one wide graph (mnist_zoo.train.fused;
 --no-fuse trains them one by one). Rerunning the same command resumes: only the
-trials not yet finished are run. --overwrite starts afresh. The same resuming lets a
+trials not yet finished are run. --overwrite starts afresh. A random or Bayesian search
+rerun with a larger --max-trials (Hyperband: more [search] iterations) grows: its
+finished trials are kept and it draws what a search of that size would have. One search
+at a time runs on an --out (a second one is refused); SIGTERM stops it as Ctrl-C does. The same resuming lets a
 training process whose memory has grown past --max-memory-growth (TensorFlow keeps a
 little of every model built) replace itself with a fresh one mid-search.
 

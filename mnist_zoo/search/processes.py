@@ -139,7 +139,7 @@ def check_data_once(args, spec: dict) -> None:
 
 def keras_cache_has(dataset: str) -> bool:
     """Whether keras.datasets' cache (KERAS_HOME, else ~/.keras, else /tmp/.keras) holds
-    `dataset` (Debian's Fashion-MNIST counts too: it is read without TensorFlow)."""
+    `dataset`; not where the data come from Debian's Fashion-MNIST folder instead."""
     if dataset == "fashion_mnist" and data_lib.DEBIAN_FASHION_DIR.is_dir():
         return False  # read without TensorFlow: cheap to check here
     names = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist"}

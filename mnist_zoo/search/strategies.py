@@ -13,6 +13,11 @@ it resume exactly and let the trainer fuse what it hands out together:
   first trial is picked (a round's first epochs from fresh draws, a later round's from
   the best of the round before, once that one has ended).
 
+- a search may grow: rerun with a larger max_trials (random, Bayesian: keras-tuner's
+  state does not hold it) or more iterations (Hyperband: set_state keeps the new ones),
+  it goes on from the trials so far and proposes what a search of that size from the
+  start does (tests/test_search_strategies; project.check_same_grid allows it).
+
 `make_oracle` builds the oracle a search file's [search] table names.
 """
 
