@@ -108,13 +108,17 @@ def _is_model(path: Path) -> bool:
     return True
 
 
+def expand_model_paths(paths) -> list[Path]:
+    return [model for given in paths for model in expand_model_path(given)]
+
+
 def user_models(paths) -> list[DemoModel]:
     """The user's --model paths, loaded through the loader `evaluate` and `predict` use."""
     from mnist_zoo.evaluate import check_model_fits
     from mnist_zoo.models.saved import load_model
 
     found = []
-    for path in [model for given in paths for model in expand_model_path(given)]:
+    for path in expand_model_paths(paths):
         loaded = load_model(path)
         check_model_fits(loaded, np.zeros((1, 28, 28, 1), np.float32), 10, "28x28 images")
         found.append(DemoModel(loaded.name, loaded.trained_on, recorded_accuracy(loaded.path),
@@ -216,7 +220,9 @@ def prepare(image) -> np.ndarray:
     try:
         return preprocess_image(image)[..., 0]
     except ImageError as err:
-        raise ImageError(str(err).replace(str(image), "the file")) from None
+        # The server's temporary path means nothing to the person who uploaded the file.
+        raise ImageError(str(err).replace(f"{image}: ", "").replace(str(image), "the upload")
+                         ) from None
     except Exception as err:  # an odd image mode: a message, never a crashed request
         raise ImageError(f"cannot read the image ({type(err).__name__}: {err})") from None
 
@@ -308,13 +314,15 @@ def build_page(reader: Reader, dataset: str = "mnist"):
     def titles(name):
         return [model.title for model in reader.for_dataset(name)]
 
-    def read_drawing(sketch, name, chosen):
+    def read(source, sketch, file, name, chosen):
+        """Read the input used last: the drawing or the uploaded file."""
+        if source == "upload":
+            if file is None:
+                return None, "", ""
+            return page_outputs(reader, file, name, chosen)
+        if drawing_image(sketch) is None:  # untouched or cleared
+            return None, "### The canvas is blank: pick the brush and draw a digit", ""
         return page_outputs(reader, drawing_image(sketch), name, chosen)
-
-    def read_upload(file, name, chosen):
-        if file is None:
-            return None, "", ""
-        return page_outputs(reader, file, name, chosen)
 
     def switch(name):
         return gr.CheckboxGroup(choices=titles(name), value=titles(name))
@@ -337,15 +345,16 @@ def build_page(reader: Reader, dataset: str = "mnist"):
         message = gr.Markdown(elem_id="consensus")
         chosen = gr.CheckboxGroup(titles(dataset), value=titles(dataset), label="Models")
         table = gr.HTML(elem_id="answers")
+        source = gr.State("drawing")
         shown = [seen, message, table]
-        inputs = [chosen_dataset, chosen]
+        inputs = [source, sketch, upload, chosen_dataset, chosen]
         private = {"api_visibility": "private", "show_progress": "hidden"}
-        sketch.change(read_drawing, [sketch, *inputs], shown, trigger_mode="always_last",
-                      **private)
-        upload.change(read_upload, [upload, *inputs], shown, **private)
+        for component, name in ((sketch, "drawing"), (upload, "upload")):
+            component.change(lambda name=name: name, None, source, **private).then(
+                read, inputs, shown, trigger_mode="always_last", **private)
         chosen_dataset.change(switch, chosen_dataset, chosen, **private).then(
-            read_upload, [upload, *inputs], shown, **private)
-        chosen.input(read_drawing, [sketch, *inputs], shown, **private)
+            read, inputs, shown, **private)
+        chosen.input(read, inputs, shown, **private)
         add_api(reader, gr)
     return page
 
@@ -356,7 +365,7 @@ def add_api(reader: Reader, gr) -> None:
         try:
             return as_json(reader.read(image_file, dataset or "mnist"))
         except ZooError as err:  # the client gets the message as its error
-            raise gr.Error(str(err)) from None
+            raise gr.Error(str(err), print_exception=False) from None
 
     api_image = gr.File(visible=False, label="image")
     api_dataset = gr.Textbox("mnist", visible=False, label="dataset")
@@ -429,10 +438,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if importlib.util.find_spec("gradio") is None:
         raise SettingsError(INSTALL_HINT)
+    paths = expand_model_paths(args.model)  # a wrong path fails now, not after loading
     offline()
     # TensorFlow and Gradio take seconds each to import: load the models meanwhile.
     with ThreadPoolExecutor(1) as pool:
-        loading = pool.submit(load_reader, args.dataset, args.model)
+        loading = pool.submit(load_reader, args.dataset, paths)
         import gradio  # noqa: F401
         reader = loading.result()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
