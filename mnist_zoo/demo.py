@@ -451,6 +451,10 @@ def main(argv=None) -> int:
     url, share_url = launch(build_page(reader, args.dataset), args.host, args.port,
                             args.share)
     ready = len(reader.models)
+    import tensorflow as tf
+
+    # Each model traces its own predict function once; Keras' retracing notice is noise here.
+    tf.get_logger().setLevel("ERROR")
     load_other_datasets(reader, args.dataset)
     print(f"{ready} models ready in {time.perf_counter() - started:.1f} s; "
           f"open {url}" + (f" (public link: {share_url})" if share_url else ""), flush=True)
