@@ -328,3 +328,17 @@ def test_command_starts_serves_and_warns_on_open_host():
         process.send_signal(signal.SIGINT)
         _, errors = process.communicate(timeout=60)
     assert "warning: --host 0.0.0.0" in errors
+
+
+def test_agreement_marks_the_most_common_answer():
+    """Three models' probabilities: two say 3, one says 8; a tie goes to the first model."""
+    field = np.zeros((28, 28), np.float32)
+    models = [demo.DemoModel(name, "mnist", None, None) for name in ("a", "b", "c")]
+    classes = [str(digit) for digit in range(10)]
+    three, eight = np.eye(10)[3] * 0.9 + 0.01, np.eye(10)[8] * 0.9 + 0.01
+    reading = demo.summarise(field, "mnist", models, [eight, three, three], classes)
+    assert (reading.consensus, reading.votes) == ("3", 2)
+    assert [answer["agrees"] for answer in reading.answers] == [False, True, True]
+    assert reading.answers[0]["top"][0] == ("8", pytest.approx(0.91))
+    tie = demo.summarise(field, "mnist", models[:2], [eight, three], classes)
+    assert tie.consensus == "8" and [a["agrees"] for a in tie.answers] == [True, False]
