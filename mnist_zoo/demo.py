@@ -328,20 +328,21 @@ def build_page(reader: Reader, dataset: str = "mnist"):
         return gr.CheckboxGroup(choices=titles(name), value=titles(name))
 
     with gr.Blocks(analytics_enabled=False, title="mnist_zoo: draw a digit") as page:
-        gr.Markdown("# Draw a digit\nDraw on the canvas or upload a photo or scan; every "
-                    "model below reads it. The middle image is what the models see.")
+        gr.Markdown("# Draw a digit\nPick the brush and draw on the canvas, or upload a photo "
+                    "or scan; every model below reads it. The middle image is what the models "
+                    "see: the ink cropped, scaled into 20x20 and centred by mass in 28x28.")
         chosen_dataset = gr.Radio([(label, key) for key, label in DATASETS.items()],
                                   value=dataset, label="Dataset", elem_id="dataset")
-        with gr.Row():
+        with gr.Row(equal_height=True):
             sketch = gr.Sketchpad(type="pil", image_mode="L", canvas_size=(280, 280),
                                   brush=gr.Brush(default_size=20, colors=["#000000"],
                                                  color_mode="fixed"),
                                   layers=False, transforms=(), label="Draw here",
                                   elem_id="canvas")
             seen = gr.Image(label="What the models see (28x28)", interactive=False,
-                            elem_id="prepared", height=280, format="png")
-            upload = gr.File(label="... or upload an image", type="filepath",
-                             elem_id="upload", height=280)
+                            elem_id="prepared", format="png")
+        upload = gr.File(label="... or upload an image (a photo or scan of one digit)",
+                         type="filepath", elem_id="upload", height=120)
         message = gr.Markdown(elem_id="consensus")
         chosen = gr.CheckboxGroup(titles(dataset), value=titles(dataset), label="Models")
         table = gr.HTML(elem_id="answers")
