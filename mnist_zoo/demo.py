@@ -36,6 +36,9 @@ from mnist_zoo.cli import command, positive_int
 from mnist_zoo.errors import ImageError, ModelError, SettingsError, ZooError
 
 DATASETS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
+# predict's preparation for each dataset: digits go into 20x20 centred by mass, Fashion-MNIST
+# items fill 28 pixels with their box centred, as each dataset was made.
+PREPARATION = {"mnist": {}, "fashion_mnist": {"box": 28, "by_mass": False}}
 TOP = 3  # answers shown per model
 # Pillow refuses images over ~179 megapixels; a web page should refuse far less, since
 # decoding 100 megapixels takes seconds and half a gigabyte for one request.
@@ -188,7 +191,7 @@ class Reader:
         if dataset not in DATASETS:
             raise SettingsError(f"unknown dataset {dataset!r}; choose one of "
                                 f"{', '.join(DATASETS)}")
-        prepared = prepare(image)
+        prepared = prepare(image, dataset)
         models = [model for model in self.for_dataset(dataset)
                   if names is None or model.title in names or model.name in names]
         if not models:
@@ -199,9 +202,9 @@ class Reader:
         return summarise(prepared, dataset, models, rows, classes)
 
 
-def prepare(image) -> np.ndarray:
-    """`image` as the models see it, by `mnist_zoo.predict.preprocess_image`; an image
-    too large for a web request is refused before it is decoded."""
+def prepare(image, dataset: str = "mnist") -> np.ndarray:
+    """`image` as `dataset`'s models see it, by `mnist_zoo.predict.preprocess_image`; an
+    image too large for a web request is refused before it is decoded."""
     from PIL import Image
 
     from mnist_zoo.predict import preprocess_image
@@ -218,7 +221,7 @@ def prepare(image) -> np.ndarray:
             raise ImageError(f"image too large ({width}x{height} pixels, over "
                              f"{MAX_PIXELS // 1_000_000} megapixels): scale it down first")
     try:
-        return preprocess_image(image)[..., 0]
+        return preprocess_image(image, **PREPARATION[dataset])[..., 0]
     except ImageError as err:
         # The server's temporary path means nothing to the person who uploaded the file.
         raise ImageError(str(err).replace(f"{image}: ", "").replace(str(image), "the upload")
@@ -329,8 +332,9 @@ def build_page(reader: Reader, dataset: str = "mnist"):
 
     with gr.Blocks(analytics_enabled=False, title="mnist_zoo: draw a digit") as page:
         gr.Markdown("# Draw a digit\nPick the brush and draw on the canvas, or upload a photo "
-                    "or scan; every model below reads it. The middle image is what the models "
-                    "see: the ink cropped, scaled into 20x20 and centred by mass in 28x28.")
+                    "or scan; every model below reads it. The image beside the canvas is what "
+                    "the models see: the ink cropped and, for digits, scaled into 20x20 and "
+                    "centred by mass in 28x28 (Fashion-MNIST items fill the 28x28).")
         chosen_dataset = gr.Radio([(label, key) for key, label in DATASETS.items()],
                                   value=dataset, label="Dataset", elem_id="dataset")
         with gr.Row(equal_height=True):

@@ -48,6 +48,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
 WAIT_MS = 60_000  # a reading takes well under a second; a shared 2-core CI box is slower
 # A digit's first answers on this page; test digits the zoo models all read right.
 API_DIGITS = 20
+FASHION_ITEMS = 40
 
 
 def free_port() -> int:
@@ -223,24 +224,30 @@ def test_api_reads_real_digits_twenty_at_once(page_url, test_digits):
     assert first["models"][1]["test_accuracy"] == pytest.approx(0.992)
 
 
-def test_api_fashion_mnist(page_url, tmp_path):
+def test_api_fashion_mnist_with_its_own_preparation(page_url, tmp_path):
+    """Fashion-MNIST test items, dark on white as a photo of a garment would be: read with
+    Fashion-MNIST's preparation (longer side 28, box centred), not the digits' 20x20."""
     from gradio_client import handle_file
 
     folder = require_data(FASHION_MNIST)
-    images = read_idx(next(folder.glob("t10k-images*")))[:4]
-    labels = read_idx(next(folder.glob("t10k-labels*")))[:4]
+    images = read_idx(next(folder.glob("t10k-images*")))[:FASHION_ITEMS]
+    labels = read_idx(next(folder.glob("t10k-labels*")))[:FASHION_ITEMS]
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     client = client_for(page_url)
-    found = []
+    jobs = []
     for number, image in enumerate(images):
-        Image.fromarray(image).save(tmp_path / f"item{number}.png")
-        answer = client.predict(handle_file(tmp_path / f"item{number}.png"), "fashion_mnist",
-                                api_name="/predict")
-        # The user's LeNet-5 was trained on MNIST (its metrics.json says): not asked here.
-        assert [model["model"] for model in answer["models"]] == ["cnn_bn", "lenet5"]
-        found.append(answer["models"][0]["label"])
-    assert found == [classes[label] for label in labels]
+        Image.fromarray(255 - image).save(tmp_path / f"item{number}.png")
+        jobs.append(client.submit(handle_file(tmp_path / f"item{number}.png"), "fashion_mnist",
+                                  api_name="/predict"))
+    answers = [job.result(timeout=120) for job in jobs]
+    # The user's LeNet-5 was trained on MNIST (its metrics.json says): not asked here.
+    assert {tuple(m["model"] for m in answer["models"]) for answer in answers} == \
+        {("cnn_bn", "lenet5")}
+    right = sum(answer["models"][0]["label"] == classes[label]
+                for answer, label in zip(answers, labels))
+    print(f"cnn_bn: {right} of {FASHION_ITEMS} Fashion-MNIST test items right")
+    assert right >= 0.9 * FASHION_ITEMS  # the card: 93.77 %
 
 
 @pytest.mark.parametrize("kind, message", [
