@@ -390,9 +390,10 @@ def launch(page, host: str = "127.0.0.1", port: int = 7860, share: bool = False)
             server_name=host, server_port=port, share=share, prevent_thread_lock=True,
             quiet=True, show_error=True, max_file_size=MAX_UPLOAD, ssr_mode=False,
             mcp_server=False, footer_links=["api"], css=CSS)
-    except OSError as err:  # Gradio: "Cannot find empty port in range"
-        raise SettingsError(f"cannot serve on {host}:{port} ({err}); pass another --port "
-                            "or stop what uses it") from None
+    except OSError:  # Gradio: "Cannot find empty port in range: ..." and how to set one
+        raise SettingsError(f"cannot serve on {host}:{port}: the port is in use or the host "
+                            "is not an address of this computer; pass another --port or "
+                            "--host") from None
     return url, share_url
 
 

@@ -275,6 +275,20 @@ def test_api_refuses_bad_images_and_keeps_serving(page_url, test_digits, tmp_pat
     assert client.predict(handle_file(paths[3]), api_name="/predict")["label"] == labels[3]
 
 
+def test_oversized_upload_is_refused_and_the_server_keeps_serving(page_url, test_digits):
+    """An upload over the 25 MB limit: refused by the server itself (a client that does not
+    check first, like curl), and the next request is still read."""
+    import httpx
+    from gradio_client import handle_file
+
+    response = httpx.post(f"{page_url}gradio_api/upload", timeout=60,
+                          files={"files": ("big.png", b"\0" * 30_000_000, "image/png")})
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    paths, labels = test_digits
+    assert client_for(page_url).predict(handle_file(paths[5]),
+                                        api_name="/predict")["label"] == labels[5]
+
+
 # --------------------------------------------------------------------------- models
 def test_model_paths_expand_a_search_folder(user_run, tmp_path):
     run, accuracy = user_run
