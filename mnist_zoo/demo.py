@@ -165,12 +165,18 @@ class Reader:
         self.models = list(models)
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Thread] = {}
+        self._failed: dict[str, str] = {}
 
     def load_later(self, dataset: str, load) -> None:
         """Load `dataset`'s models with `load()` in the background: the page starts
         serving meanwhile, and the first reading of `dataset` waits for them."""
         def run():
-            models = load()
+            try:
+                models = load()
+            except Exception as err:  # said on the page, at the first reading that needs them
+                self._failed[dataset] = f"the {dataset} models failed to load: {err}"
+                print(f"error: {self._failed[dataset]}", file=sys.stderr)
+                return
             with self._lock:
                 self.models += models
 
@@ -181,6 +187,8 @@ class Reader:
     def for_dataset(self, dataset: str) -> list[DemoModel]:
         if dataset in self._loading:
             self._loading[dataset].join()
+        if dataset in self._failed:
+            raise ModelError(self._failed[dataset])
         return [model for model in self.models if model.dataset in (dataset, None)]
 
     def read(self, image, dataset: str, names=None) -> Reading:

@@ -363,3 +363,19 @@ def test_agreement_marks_the_most_common_answer():
     assert reading.answers[0]["top"][0] == ("8", pytest.approx(0.91))
     tie = demo.summarise(field, "mnist", models[:2], [eight, three], classes)
     assert tie.consensus == "8" and [a["agrees"] for a in tie.answers] == [True, False]
+
+
+def test_models_loaded_after_start_wait_or_say_why_not(test_digits):
+    """The other dataset's models load in the background: a reading waits for them, and a
+    failed load is a message, not a hang."""
+    reader = demo.Reader([])
+    reader.load_later("mnist", lambda: demo.zoo_models(("mnist",), ("mlp_simple",)))
+
+    def broken():
+        raise demo.ModelError("weights file truncated")
+
+    reader.load_later("fashion_mnist", broken)
+    paths, labels = test_digits
+    assert reader.read(paths[2], "mnist").consensus == labels[2]
+    with pytest.raises(demo.ModelError, match="fashion_mnist models failed to load: weights"):
+        reader.read(paths[2], "fashion_mnist")
