@@ -318,7 +318,11 @@ def test_without_gradio_says_what_to_install(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == f"error: {demo.INSTALL_HINT}"
 
 
-def test_bad_model_path_is_one_line(tmp_path, capsys):
+def test_bad_model_path_is_one_line(tmp_path, capsys, monkeypatch):
+    def too_early(*args, **kwargs):
+        pytest.fail("zoo models loaded before the --model paths were checked")
+
+    monkeypatch.setattr(demo, "zoo_models", too_early)  # a typo costs no start-up time
     assert demo.main(["--model", str(tmp_path / "missing.keras")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "does not exist" in error and "\n" not in error
