@@ -259,6 +259,9 @@ def test_distributed_chief_and_two_workers_share_the_grid(tmp_path, mnist_8k2k):
     assert (table["status"] == "completed").all()
     # The chief ranks and exports once everyone is done.
     assert "best 3 by val_accuracy" in chief_output
+    # Started by hand, each says what it is: the chief where it serves, each worker its data.
+    assert chief_output.startswith("chief: serving grid dist (4 trials) on 127.0.0.1:")
+    assert all(text.count("grid dist: 4 trials, ") == 1 for text in outputs)
     assert len(list((out / "models").iterdir())) == 3
     trial_files = [json.loads(p.read_text()) for p in out.glob("tuner/dist/trial_*/trial.json")]
     assert sorted(t["status"] for t in trial_files) == ["COMPLETED"] * 4

@@ -206,8 +206,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
 
     jobs_folder = Path(os.environ[STOP_FILE_ENV]).parent if os.environ.get(STOP_FILE_ENV) else None
     # Once for the search: a restarted process said it before; under --jobs worker 0 does.
-    announce = not os.environ.get(RESTARTED_ENV) and (jobs_folder is None or role == "chief"
-                                                      or args.worker == "0")
+    announce = not os.environ.get(RESTARTED_ENV) and (jobs_folder is None or args.worker == "0")
 
     try:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
@@ -217,7 +216,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
                workers=args.workers, strategy=args.strategy, max_trials=args.max_trials,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None,
-               announce=announce and role != "chief", jobs_folder=jobs_folder)
+               announce=announce, jobs_folder=jobs_folder)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",
               flush=True)
