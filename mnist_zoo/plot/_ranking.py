@@ -53,7 +53,8 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     passing = res.passes(ranked[res.metric]).to_numpy()
     bar_colours = [c if ok else style.BELOW for c, ok in zip(bar_colours, passing)]
 
-    bar_height = 0.26 if n <= 150 else 0.17
+    bar_height = min(0.26, (style.MAX_INCHES - 1.9) / max(n, 1))  # 100 bars in MAX_INCHES
+    label_size = 8.5 if bar_height > 0.2 else 7
     fig = Figure(figsize=(10, 1.9 + bar_height * n), layout="constrained")
     ax = fig.subplots()
     positions = np.arange(n)
@@ -68,7 +69,7 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
         ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
         reach = np.nanmax(values)
     ax.set_yticks(positions, trial_labels(ranked, res.axes, align=True),
-                  fontfamily="monospace", fontsize=8.5)
+                  fontfamily="monospace", fontsize=label_size)
     ax.set_ylim(n - 0.4, -0.6)  # best on top, no empty band
     room = 0.2 if res.repeats else 0.1  # for the value labels
     if start > 0:

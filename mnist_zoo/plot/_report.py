@@ -22,7 +22,7 @@ INTERACTIONS_LISTED = 10  # pairs in the report's interaction table
 
 
 def write_report(res: Results, charts: list[style.Chart], out: Path,
-                 not_drawn: list[str] = ()) -> Path:
+                 not_drawn: list[str] = (), importance: dict[str, float] | None = None) -> Path:
     """report.html beside the charts: summary, top-10 table, charts (each with its caption),
     the charts not drawn and why, the trials left out and why; with repeats the top-10 table
     lists grid points and a section tests them against the best."""
@@ -55,6 +55,8 @@ def write_report(res: Results, charts: list[style.Chart], out: Path,
                           classes="trials")]
     if res.repeats:
         parts += noise_section(res)
+    if importance and len(importance) >= 2:
+        parts += _importance_section(res, importance)
     if len(res.axes) >= 2:
         parts += _interactions_section(res)
     parts.append("<h2>Charts</h2>")
@@ -100,6 +102,23 @@ def _points_table(res: Results) -> pd.DataFrame:
         columns={res.metric: f"{res.metric} mean", STD: f"{res.metric} std"})
     top.insert(0, "rank", range(1, len(top) + 1))
     return top
+
+
+def _importance_section(res: Results, importance: dict[str, float]) -> list[str]:
+    """HTML: each setting's share of the importance, the most important first."""
+    table = pd.DataFrame({"rank": range(1, len(importance) + 1),
+                          "setting": [style.name(a) for a in importance],
+                          "kind": ["continuous" + (", log" if res.continuous[a] else "")
+                                   if a in res.continuous else "categories"
+                                   for a in importance],
+                          "importance": [f"{share:.1%}" for share in importance.values()]})
+    text = ("How much each setting decides " + html.escape(res.metric) + ": a random forest "
+            "learns it from the settings, and a setting's importance is how much worse the "
+            "forest predicts when that setting's values are shuffled (scikit-learn's "
+            "permutation importance), as a share of all settings' together"
+            + (", on each grid point's mean." if res.repeats else "."))
+    return ["<h2>Which settings matter</h2>", f"<p>{text}</p>",
+            table.to_html(index=False, border=0, classes="trials")]
 
 
 def _interactions_section(res: Results) -> list[str]:
