@@ -40,10 +40,12 @@ rules that give each setting its place.
 
 from mnist_zoo.plot._axes import display_labels, trial_labels
 from mnist_zoo.plot._command import build_parser, draw_charts, main, plot_results, run_plot
+from mnist_zoo.plot._contour import contour_data, plot_contour
 from mnist_zoo.plot._curves import plot_curves, read_histories
 from mnist_zoo.plot._data import N, RUNS, STD, PlotError, Results
 from mnist_zoo.plot._heatmaps import heatmap_data, plot_heatmaps
 from mnist_zoo.plot._history import history_data, plot_history
+from mnist_zoo.plot._importance import Importance, importance_data, plot_importance
 from mnist_zoo.plot._interactions import chosen_pairs, interaction_ranking, plot_interactions
 from mnist_zoo.plot._lines import lines_data, plot_lines
 from mnist_zoo.plot._noise import noise_tests
@@ -52,12 +54,15 @@ from mnist_zoo.plot._parallel_coordinates import parallel_data, plot_parallel_co
 from mnist_zoo.plot._ranking import plot_ranking, ranking_data
 from mnist_zoo.plot._read import AXES, format_value, left_out, load_results, read_results
 from mnist_zoo.plot._report import write_report
+from mnist_zoo.plot._slice import plot_slice, slice_data
 from mnist_zoo.plot._style import STYLE, Chart
 from mnist_zoo.plot._what_matters import plot_what_matters
 
 __all__ = [
-    "AXES", "N", "RUNS", "STD", "STYLE", "Chart", "PlotError", "Results", "build_parser",
-    "chosen_pairs", "display_labels", "draw_charts", "format_value", "heatmap_data",
+    "AXES", "N", "RUNS", "STD", "STYLE", "Chart", "Importance", "PlotError", "Results",
+    "build_parser", "chosen_pairs", "contour_data", "display_labels", "draw_charts",
+    "format_value", "heatmap_data", "importance_data", "plot_contour", "plot_importance",
+    "plot_slice", "slice_data",
     "history_data", "plot_history",
     "interaction_ranking", "left_out", "lines_data", "load_results", "main", "noise_tests",
     "parallel_data", "plot_curves", "plot_heatmaps", "plot_interactions", "plot_lines",

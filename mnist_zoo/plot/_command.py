@@ -14,7 +14,7 @@ from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._curves import plot_curves
 from mnist_zoo.plot._data import PlotError, Results
 from mnist_zoo.plot._history import plot_history
-from mnist_zoo.plot._importance import importance_data, plot_importance
+from mnist_zoo.plot._importance import Importance, importance_data, plot_importance
 from mnist_zoo.plot._interactions import TOP_PAIRS, plot_interactions
 from mnist_zoo.plot._kinds import CONTINUOUS_VALUES
 from mnist_zoo.plot._lines import plot_lines
@@ -29,7 +29,7 @@ from mnist_zoo.plot._what_matters import plot_what_matters
 
 def draw_charts(res: Results, out: Path, fmt: str = "png", top: int = 5,
                 pairs: list[tuple[str, str]] | None = None,
-                top_pairs: int = TOP_PAIRS, importance: dict[str, float] | None = None
+                top_pairs: int = TOP_PAIRS, importance: Importance | None = None
                 ) -> tuple[list[style.Chart], list[str]]:
     """Every chart the results allow, and a line for each chart left out saying why.
 
@@ -37,7 +37,7 @@ def draw_charts(res: Results, out: Path, fmt: str = "png", top: int = 5,
     importance = importance_data(res) if importance is None else importance
     with matplotlib.rc_context(style.STYLE):
         charts = [*plot_ranking(res, out, fmt), *plot_importance(res, out, fmt, importance),
-                  *plot_slice(res, out, fmt, importance), *plot_lines(res, out, fmt),
+                  *plot_slice(res, out, fmt, importance.shares), *plot_lines(res, out, fmt),
                   *plot_interactions(res, out, fmt, pairs, top_pairs),
                   *plot_parallel_coordinates(res, out, fmt),
                   *plot_optimizer_activation(res, out, fmt),

@@ -66,7 +66,8 @@ def as_numbers(labels: pd.Series) -> np.ndarray:
 
 def bin_labels(labels: pd.Series, bins: int = BINS) -> pd.Series:
     """A continuous setting's labels as ordered categories of at most `bins` quantile bins
-    ('0.0001–0.00063'), each holding about as many runs; a bin of one value is named by it.
+    ('0.0001–0.00063'), each holding about as many runs; a bin of one value is named by it,
+    and none is empty.
     Quantiles of log-spaced draws are log bins, so one rule serves both."""
     values = as_numbers(labels)
     finite = np.isfinite(values)
@@ -83,8 +84,9 @@ def bin_labels(labels: pd.Series, bins: int = BINS) -> pd.Series:
     names = _distinct(names)
     binned = [names[c] if ok else "none" for c, ok in zip(codes, finite)]
     categories = names + (["none"] if not finite.all() else [])
-    return pd.Series(pd.Categorical(binned, categories=categories, ordered=True),
-                     index=labels.index)
+    binned = pd.Categorical(binned, categories=categories, ordered=True)
+    # Few distinct values leave bins between them empty: a box or a row of nothing.
+    return pd.Series(binned, index=labels.index).cat.remove_unused_categories()
 
 
 def _distinct(names: list[str]) -> list[str]:

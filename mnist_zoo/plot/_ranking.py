@@ -54,7 +54,7 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     bar_colours = [c if ok else style.BELOW for c, ok in zip(bar_colours, passing)]
 
     bar_height = min(0.26, (style.MAX_INCHES - 1.9) / max(n, 1))  # 100 bars in MAX_INCHES
-    label_size = 8.5 if bar_height > 0.2 else 7
+    label_size = 8.5 if bar_height > 0.17 else 7
     fig = Figure(figsize=(10, 1.9 + bar_height * n), layout="constrained")
     ax = fig.subplots()
     positions = np.arange(n)

@@ -11,6 +11,7 @@ import pandas as pd
 from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._data import N, STD, Results
+from mnist_zoo.plot._importance import Importance
 from mnist_zoo.plot._interactions import interaction_ranking
 from mnist_zoo.plot._noise import noise_section
 from mnist_zoo.plot._read import AXES, left_out
@@ -22,7 +23,7 @@ INTERACTIONS_LISTED = 10  # pairs in the report's interaction table
 
 
 def write_report(res: Results, charts: list[style.Chart], out: Path,
-                 not_drawn: list[str] = (), importance: dict[str, float] | None = None) -> Path:
+                 not_drawn: list[str] = (), importance: Importance | None = None) -> Path:
     """report.html beside the charts: summary, top-10 table, charts (each with its caption),
     the charts not drawn and why, the trials left out and why; with repeats the top-10 table
     lists grid points and a section tests them against the best."""
@@ -55,7 +56,7 @@ def write_report(res: Results, charts: list[style.Chart], out: Path,
                           classes="trials")]
     if res.repeats:
         parts += noise_section(res)
-    if importance and len(importance) >= 2:
+    if importance and len(importance.shares) >= 2:
         parts += _importance_section(res, importance)
     if len(res.axes) >= 2:
         parts += _interactions_section(res)
@@ -104,8 +105,10 @@ def _points_table(res: Results) -> pd.DataFrame:
     return top
 
 
-def _importance_section(res: Results, importance: dict[str, float]) -> list[str]:
+def _importance_section(res: Results, importance: Importance) -> list[str]:
     """HTML: each setting's share of the importance, the most important first."""
+    explained = importance.explained
+    importance = importance.shares
     table = pd.DataFrame({"rank": range(1, len(importance) + 1),
                           "setting": [style.name(a) for a in importance],
                           "kind": ["continuous" + (", log" if res.continuous[a] else "")
@@ -116,7 +119,9 @@ def _importance_section(res: Results, importance: dict[str, float]) -> list[str]
             "learns it from the settings, and a setting's importance is how much worse the "
             "forest predicts when that setting's values are shuffled (scikit-learn's "
             "permutation importance), as a share of all settings' together"
-            + (", on each grid point's mean." if res.repeats else "."))
+            + (", on each grid point's mean" if res.repeats else "")
+            + (f". Together the settings explain {max(explained, 0):.0%} of its variance on "
+               "runs each tree did not see (out-of-bag R²)." if explained == explained else "."))
     return ["<h2>Which settings matter</h2>", f"<p>{text}</p>",
             table.to_html(index=False, border=0, classes="trials")]
 
