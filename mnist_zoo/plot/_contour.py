@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.interpolate import griddata
-from scipy.spatial import QhullError
+from matplotlib.tri import LinearTriInterpolator, Triangulation
 
 from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
@@ -20,13 +19,15 @@ from mnist_zoo.plot._kinds import as_numbers
 
 STEPS = 60  # interpolation grid per side: smooth at any size, quick to draw
 LEVELS = 12
+MAX_NODES = 400  # runs interpolated between one by one; more are averaged in cells first
+CELLS = 16
 
 
 def contour_data(res: Results, x_axis: str, y_axis: str):
     """(places, grid) or None: places holds one row per distinct (x, y) pair, the mean
     metric of the grid points there (over the other settings and repeats); grid is (xs, ys,
     zs), the metric interpolated linearly on a STEPS x STEPS grid (in log units along a log
-    axis), NaN outside the runs' hull. None with fewer than 3 places, or all on a line."""
+    axis; between cell means past MAX_NODES places), NaN outside the runs' hull. None with fewer than 3 places, or all on a line."""
     values = pd.DataFrame({"x": as_numbers(res.points[x_axis]),
                            "y": as_numbers(res.points[y_axis]),
                            res.metric: res.points[res.metric].to_numpy(dtype=float)})
@@ -42,14 +43,29 @@ def contour_data(res: Results, x_axis: str, y_axis: str):
         return None
     # Each axis scaled to 0-1 so that distances weigh both settings alike.
     unit = [(s - line[0]) / (line[-1] - line[0]) for s, line in zip(scaled, lines)]
+    nodes, heights = _nodes(np.column_stack(unit), places[res.metric].to_numpy(dtype=float))
     mesh = np.meshgrid(np.linspace(0, 1, STEPS), np.linspace(0, 1, STEPS))
     try:
-        zs = griddata(np.column_stack(unit), places[res.metric], tuple(mesh), method="linear")
-    except QhullError:  # every place on one line: nothing to interpolate across
+        triangles = Triangulation(nodes[:, 0], nodes[:, 1])
+    except (ValueError, RuntimeError):  # every place on one line: nothing to interpolate
         return None
+    zs = np.ma.filled(LinearTriInterpolator(triangles, heights)(*mesh).astype(float), np.nan)
     xs, ys = [10 ** line if res.continuous.get(axis) else line
               for axis, line in zip((x_axis, y_axis), lines)]
     return places, (xs, ys, zs)
+
+
+def _nodes(unit: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The places to interpolate between: the runs themselves, or past MAX_NODES runs the
+    mean place and metric of each of CELLS x CELLS cells (thousands of noisy runs would
+    give a noisy surface, and a slow one)."""
+    if len(metric) <= MAX_NODES:
+        return unit, metric
+    cells = np.minimum((unit * CELLS).astype(int), CELLS - 1)
+    key = cells[:, 0] * CELLS + cells[:, 1]
+    frame = pd.DataFrame({"u": unit[:, 0], "v": unit[:, 1], "m": metric, "key": key})
+    means = frame.groupby("key").mean()
+    return means[["u", "v"]].to_numpy(), means["m"].to_numpy()
 
 
 def plot_contour(res: Results, out: Path, fmt: str, x_axis: str, y_axis: str,
@@ -65,8 +81,10 @@ def plot_contour(res: Results, out: Path, fmt: str, x_axis: str, y_axis: str,
     levels = np.linspace(norm.vmin, norm.vmax, LEVELS + 1)
     ax.contourf(xs, ys, np.clip(zs, norm.vmin, norm.vmax), levels=levels, cmap=cmap, norm=norm,
                 alpha=0.9)
-    ax.scatter(places["x"], places["y"], c=places[res.metric], cmap=cmap, norm=norm, s=26,
-               edgecolors="black", linewidths=0.6, zorder=3, label="runs")
+    many = len(places) > MAX_NODES
+    ax.scatter(places["x"], places["y"], c=places[res.metric], cmap=cmap, norm=norm,
+               s=6 if many else 26, edgecolors="none" if many else "black", linewidths=0.6,
+               zorder=3, label="runs")
     best = best_first(places, res.metric, res.higher_is_better).iloc[0]
     ax.scatter([best["x"]], [best["y"]], marker="*", s=260, color="#cf222e",
                edgecolors="black", linewidths=0.8, zorder=4,
@@ -87,6 +105,9 @@ def plot_contour(res: Results, out: Path, fmt: str, x_axis: str, y_axis: str,
                "interpolated linearly" + (" in log units along a log axis" if any(
                    res.continuous.get(a) for a in (x_axis, y_axis)) else "")
                + "; white outside the runs; brighter is better, the star the best.")
+    if len(places) > MAX_NODES:
+        caption += (f" With {len(places):,} runs the colour is interpolated between the mean "
+                    f"of each of {CELLS} x {CELLS} cells, not between single noisy runs.")
     if others:
         caption += f" Runs at the same place average over {', '.join(others)}."
     if res.budget:

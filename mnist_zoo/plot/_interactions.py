@@ -69,7 +69,8 @@ def interaction_ranking(res: Results) -> pd.DataFrame:
 def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
                  top: int = TOP_PAIRS) -> list[tuple[str, str, str]]:
     """(rows, columns, why) of each heatmap to draw: the pairs asked for (as asked), else the
-    `top` strongest interactions (at least one) and, for the lab's grid, the lab's pair."""
+    `top` strongest interactions (at least one), for the lab's grid the lab's pair, and the
+    two continuous settings that matter most (a contour)."""
     ranking = interaction_ranking(res)
     if ranking.empty:
         return []
@@ -99,6 +100,13 @@ def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
             frozenset(pair[:2]) for pair in chosen}:
         rows, cols = pair_orientation(res, *LAB_PAIR)
         chosen.append((rows, cols, why(rows, cols, "The lab's learning rate x batch size view")))
+    continuous = [axis for axis in res.effects() if axis in res.continuous][:2]
+    if len(continuous) == 2 and frozenset(continuous) not in {
+            frozenset(pair[:2]) for pair in chosen}:
+        rows, cols = sorted(continuous, key=res.axes.index)
+        chosen.append((rows, cols, why(rows, cols, "The two continuous settings that matter "
+                                                   "most (their means by bin lie furthest "
+                                                   "apart)")))
     return chosen
 
 
