@@ -4,13 +4,20 @@
 
 reads the CSV written by `python -m mnist_zoo.search` (or an old lab CSV with columns
 Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and writes into
---out (default results/plots/) each chart the settings that vary allow:
+--out (default: plots/ beside the CSV) each chart the settings that vary allow:
 
   ranking                 every trial as a bar, best on top, coloured by the setting that
                           matters most; close bars get an axis that starts near them
+  importance              each setting's share in deciding the metric (a random forest's
+                          permutation importance; grid points' means with repeats)
+  slice                   the metric against each continuous setting, one dot per run,
+                          log axes where log-spaced, the best starred
+  contour_<x>_x_<y>       two continuous settings that act together or matter most, the
+                          metric interpolated between the runs
   lines_by_<setting>      one line per value of the setting with the fewest values, across
                           the combinations of the others (panels when they are many),
-                          leaving out trials worse than --threshold
+                          leaving out trials worse than --threshold; continuous settings
+                          are averaged over, never categories
   heatmap_<rows>_x_<cols> the pairs of settings that act together most (--top-pairs,
                           default 3; --pairs ROWS:COLUMNS asks for others), one panel per
                           combination of the other settings; also learning rate x batch
@@ -25,8 +32,12 @@ Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and write
                           with its caption, and what was left out and why
 
 Only completed trials with a finite metric are charted; the report lists the others.
-A numeric setting with more than 10 values is coloured on a continuous scale (log where
-its values are log-spaced), and numbers read at 3 significant digits.
+A numeric setting is continuous when it came from a range (the search's grid.json beside
+the CSV) or has more than 10 distinct values: it is coloured on a continuous scale (log
+where its values are log-spaced), cut into 5 quantile bins where a chart needs categories
+(what_matters, heatmaps), and numbers read at 3 significant digits. Values longer than 40
+characters are cut. A Hyperband table charts each configuration once, at the last round
+(the most epochs) it reached. No chart is over about 2,000 pixels on a side.
 
 With repeats (a `repeat` column with several values, or equal settings run with several
 seeds) the charts draw grid points: each the mean of its completed repeats, with +-1

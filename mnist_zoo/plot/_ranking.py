@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import axis_colours, trial_labels
 from mnist_zoo.plot._data import N, STD, Results
+from mnist_zoo.plot._importance import hyperband_note
 
 # Bars whose spread is under this share of the longest would look equal on an axis from 0.
 CLOSE_BARS = 0.25
@@ -68,7 +69,8 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
         bars = ax.barh(positions, values, color=bar_colours, height=0.78)
         ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
         reach = np.nanmax(values)
-    ax.set_yticks(positions, trial_labels(ranked, res.axes, align=True),
+    shown = res.axes + ([res.budget] if res.budget else [])  # Hyperband: the epochs reached
+    ax.set_yticks(positions, trial_labels(ranked, shown, align=True),
                   fontfamily="monospace", fontsize=label_size)
     ax.set_ylim(n - 0.4, -0.6)  # best on top, no empty band
     room = 0.2 if res.repeats else 0.1  # for the value labels
@@ -125,6 +127,9 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
                     "on average")
     if zoom:
         caption += f"; {zoom}"
+    if res.budget:
+        caption += "; each label ends with the epochs its configuration reached." + \
+            hyperband_note(res)[:-1]
     return [style.Chart(style.save(fig, out, "ranking", fmt), caption + ".", fig)]
 
 

@@ -137,8 +137,9 @@ def _interactions_section(res: Results) -> list[str]:
     text = ("How far the mean " + html.escape(res.metric) + " of each pair of values lies from "
             "what the two settings predict on their own (the root mean square of the residuals "
             "of an additive fit, one effect per row and one per column, over the pair's cells "
-            "averaged over the other settings): 0 when each acts alone. The strongest pairs "
-            "get a heatmap.")
+            "averaged over the other settings; a continuous setting by its bins): 0 when "
+            "each acts alone. The strongest pairs get a heatmap (a contour when both "
+            "settings are continuous).")
     return ["<h2>Settings that act together</h2>", f"<p>{text}</p>",
             table.to_html(index=False, border=0, classes="trials")]
 
