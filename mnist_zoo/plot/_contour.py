@@ -27,7 +27,8 @@ def contour_data(res: Results, x_axis: str, y_axis: str):
     """(places, grid) or None: places holds one row per distinct (x, y) pair, the mean
     metric of the grid points there (over the other settings and repeats); grid is (xs, ys,
     zs), the metric interpolated linearly on a STEPS x STEPS grid (in log units along a log
-    axis; between cell means past MAX_NODES places), NaN outside the runs' hull. None with fewer than 3 places, or all on a line."""
+    axis; between cell means past MAX_NODES places), NaN outside the runs' hull. None with
+    fewer than 3 places, or all on a line."""
     values = pd.DataFrame({"x": as_numbers(res.points[x_axis]),
                            "y": as_numbers(res.points[y_axis]),
                            res.metric: res.points[res.metric].to_numpy(dtype=float)})

@@ -54,8 +54,8 @@ def continuous_axes(points: pd.DataFrame, axes: list[str],
         if numbers is None or len(numbers) < 2:
             continue
         if axis in ranges or len(numbers) > CONTINUOUS_VALUES:
-            continuous[axis] = ranges[axis] if axis in ranges else is_log_spaced(numbers)
-            continuous[axis] = continuous[axis] and numbers.min() > 0
+            log = ranges[axis] if axis in ranges else is_log_spaced(numbers)
+            continuous[axis] = bool(log and numbers.min() > 0)
     return continuous
 
 

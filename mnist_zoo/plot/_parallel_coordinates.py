@@ -56,7 +56,8 @@ def _number_line(ax, res: Results, axis: str, position: float) -> None:
     """Round numbers along a continuous setting's axis (powers of ten on a log one)."""
     numbers = as_numbers(res.trials[axis])
     low, high = np.nanmin(numbers), np.nanmax(numbers)
-    locator = LogLocator(subs=(1.0, 3.0), numticks=12) if res.continuous[axis] else MaxNLocator(nbins=6)
+    locator = (LogLocator(subs=(1.0, 3.0), numticks=12) if res.continuous[axis]
+               else MaxNLocator(nbins=6))
     ticks = [t for t in locator.tick_values(low, high) if low <= t <= high] or [low, high]
     for tick, height in zip(ticks, _scaled(res, axis, np.array(ticks, dtype=float))):
         ax.text(position - 0.03, height, short_number(tick), ha="right", va="center",

@@ -117,6 +117,11 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     if notes:
         fig.supxlabel("; ".join(notes), fontsize=9, color=style.NOTE_COLOUR)
     style.title(fig, res, f"{what} ranked by {'mean ' if res.repeats else ''}{res.metric_label}")
+    caption = _caption(res, what, colour_axis, colours, zoom)
+    return [style.Chart(style.save(fig, out, "ranking", fmt), caption, fig)]
+
+
+def _caption(res: Results, what: str, colour_axis: str | None, colours, zoom: str) -> str:
     caption = f"{what}, best on top"
     if res.repeats:
         caption += (f"; each bar is a grid point's mean {res.metric_label} over its completed "
@@ -130,7 +135,7 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     if res.budget:
         caption += "; each label ends with the epochs its configuration reached." + \
             hyperband_note(res)[:-1]
-    return [style.Chart(style.save(fig, out, "ranking", fmt), caption + ".", fig)]
+    return caption + "."
 
 
 def _spread_labels(res: Results, points: pd.DataFrame) -> list[str]:
