@@ -290,7 +290,9 @@ def test_train_cli_help_and_bad_input(tmp_path, capsys):
     code, _, err = _train_cli_in_process(capsys, "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "MNIST_ZOO_DATA_DIR" in err
     code, _, err = _train_cli_in_process(capsys, "--model", "lenet6")
-    assert code == 2 and "invalid choice: 'lenet6'" in err
+    assert code == 2 and err == ("error: unknown model 'lenet6'; choose from cnn3, cnn_bn, "
+                                 "lenet5, mlp_bp, mlp_complex, mlp_medium, mlp_residual, "
+                                 "mlp_simple\n")
 
 
 def test_train_cli_writes_a_run(tmp_path, mnist_8k2k):

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mnist_zoo.axes import AXES, CORE_AXES, FLOAT_AXES, MEMBER_AXES, REPEAT_AXIS
 from mnist_zoo.errors import GridError
-from mnist_zoo.search.space import check_range, check_search_table, is_range
+from mnist_zoo.search.space import check_conditions, check_range, check_search_table, is_range
+from mnist_zoo.settings import SETTINGS, Setting, applicable
 
 try:
     import tomllib
@@ -33,68 +34,14 @@ GRID_DIRS = [
     Path(__file__).resolve().parents[2] / "search",  # a source checkout / editable install
     Path(sys.prefix) / "share" / "mnist_zoo" / "search",  # installed by setup.cfg data_files
 ]
-SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
+# A grid's [settings]: the table's run settings that are no axis, and the repeats.
+REPEATS = Setting("repeats", int, 1, "run", "runs of every grid point", low=1, axis=False)
+GRID_SETTINGS = {**{name: s for name, s in SETTINGS.items() if not s.axis}, "repeats": REPEATS}
 
 
 # --------------------------------------------------------------------------- value checks
-def _check_choice(allowed):
-    """A check against a list of names; `allowed` may be a function, called when needed."""
-    def check(value):
-        names = allowed() if callable(allowed) else allowed
-        if value not in names:
-            return f"choose from {', '.join(map(str, names))}"
-    return check
-
-
-def _check_number(kind, low, high=None, low_inclusive=False):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-            return f"expected {'a number' if kind is float else 'an integer'}"
-        if not math.isfinite(value):  # nan fails every comparison below, inf passes them
-            return "expected a finite number"
-        if value < low or (value == low and not low_inclusive) or (high and value >= high):
-            bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
-            return f"expected a value {bound}"
-    return check
-
-
-def _check_augment(value):
-    from mnist_zoo.data import AUGMENTATIONS, parse_augment
-
-    try:
-        parse_augment(value)
-    except (ValueError, AttributeError, TypeError):
-        return f"choose 'none', 'all' or a '+'-joined subset of {', '.join(AUGMENTATIONS)}"
-
-
-def _models():
-    from mnist_zoo.models import list_models  # imports Keras: only when a grid names models
-
-    return list_models()
-
-
-def _vocabulary(name):
-    def names():
-        from mnist_zoo import models
-
-        return getattr(models, name)
-    return names
-
-
-AXIS_CHECKS = {
-    "model": _check_choice(_models),
-    "activation": _check_choice(_vocabulary("ACTIVATIONS")),
-    "learning_rate": _check_number(float, 0),
-    "optimizer": _check_choice(_vocabulary("OPTIMIZERS")),
-    "batch_size": _check_number(int, 1, low_inclusive=True),
-    "epochs": _check_number(int, 1, low_inclusive=True),
-    "momentum": _check_number(float, 0, 1, low_inclusive=True),
-    "dropout": _check_number(float, 0, 1, low_inclusive=True),
-    "pooling": _check_choice(["avg", "max"]),
-    "augment": _check_augment,
-    "lr_schedule": _check_choice(_vocabulary("LR_SCHEDULES")),
-}
-assert tuple(AXIS_CHECKS) == AXES
+# Each axis's check is the settings table's (mnist_zoo.settings): a problem, or None.
+AXIS_CHECKS = {axis: SETTINGS[axis].check for axis in AXES}
 
 
 # --------------------------------------------------------------------------- grid files
@@ -160,6 +107,7 @@ def load_grid(grid: str) -> dict:
     # Core axes first, in their usual order, then any extra axes as written.
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
+    check_conditions(path, full_axes)
     return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
             "search": search, "description": spec.get("description", "")}
 
@@ -179,23 +127,35 @@ def _check_axis(path: Path, axis: str, values) -> None:
 
 
 def _check_setting(path: Path, key: str, value) -> None:
-    if key not in SETTINGS:
+    if key not in GRID_SETTINGS:
         raise GridError(f"{path}: unknown setting {key!r}; allowed settings: "
-                        f"{', '.join(SETTINGS)}")
-    low = 1 if key == "repeats" else 0
-    if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < low:
-        raise GridError(f"{path}: setting {key} = {value!r} must be an integer >= {low}")
+                        f"{', '.join(GRID_SETTINGS)}")
+    problem = GRID_SETTINGS[key].check(value)
+    if problem:
+        raise GridError(f"{path}: setting {key} = {value!r} is not allowed: {problem}")
 
 
 # --------------------------------------------------------------------------- points
 def grid_size(axes: dict) -> int:
     """How many points a grid of lists has (a range has no count: math.inf)."""
-    return math.prod(math.inf if is_range(values) else len(values) for values in axes.values())
+    if any(is_range(values) for values in axes.values()):
+        return math.inf
+    return len(grid_points(axes))
 
 
 def grid_points(axes: dict) -> list[dict]:
-    """Every combination, as dicts, the last axis varying fastest (the grid file's order)."""
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    """Every combination, as dicts, the last axis varying fastest (the grid file's order).
+    A setting is crossed only with the values where it applies (mnist_zoo.settings):
+    optimizer = ["sgd", "adam"] with momentum = [0.0, 0.9] gives sgd 0.0, sgd 0.9 and one
+    adam, without momentum."""
+    points, seen = [], set()
+    for combo in itertools.product(*axes.values()):
+        values = applicable(dict(zip(axes, combo)))
+        key = values_key(values)
+        if key not in seen:
+            seen.add(key)
+            points.append(values)
+    return points
 
 
 def with_repeats(axes: dict, repeats: int) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.errors import GridError
+from mnist_zoo.settings import RANGE_AXES, SETTINGS, where_it_applies
 
 STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 # The [search] table's keys, their type, and the strategies they belong to.
@@ -27,8 +28,6 @@ SEARCH_KEYS = {"strategy": (str, STRATEGIES), "max_trials": (int, ("random", "ba
                "max_epochs": (int, ("hyperband",)), "factor": (int, ("hyperband",)),
                "iterations": (int, ("hyperband",))}
 DEFAULTS = {"max_trials": 10, "factor": 3, "iterations": 1}  # keras-tuner's own defaults
-RANGE_AXES = {"learning_rate": float, "momentum": float, "dropout": float,
-              "batch_size": int, "epochs": int}
 RANGE_KEYS = {"min", "max", "log", "step"}
 
 
@@ -38,7 +37,7 @@ def is_range(values) -> bool:
 
 def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
     """A range axis, e.g. {min = 1e-4, max = 0.1, log = true}, checked; floats as floats."""
-    kind = RANGE_AXES.get(axis)
+    kind = SETTINGS[axis].kind if axis in RANGE_AXES else None
     example = f"{axis} = {{ min = 1e-4, max = 0.1, log = true }}"
     if kind is None:
         raise GridError(f"{path}: axis {axis} cannot be a range (only "
@@ -63,6 +62,55 @@ def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
                         f"({'an integer ' if kind is int else ''}for {axis}), got {step!r}")
     return {"min": kind(low), "max": kind(high), "log": spec.get("log", False),
             **({"step": kind(step)} if step is not None else {})}
+
+
+def check_conditions(path: Path, axes: dict) -> None:
+    """Refuse an axis that applies to none of the grid's values of its parents (momentum
+    with optimizer = ["adam"] only): it would silently be left out of every trial."""
+    for axis in axes:
+        for parent, allowed in SETTINGS[axis].applies.items() if axis in SETTINGS else ():
+            parents = axes.get(parent, [SETTINGS[parent].default])
+            if not is_range(parents) and not set(parents) & set(allowed):
+                raise GridError(f"{path}: axis {axis} applies only to "
+                                f"{where_it_applies(axis)}, and the grid's {parent} is "
+                                f"{', '.join(map(str, parents))}; remove {axis} or add such "
+                                f"a {parent}")
+
+
+def add_axes(hp, axes: dict, strategy: str = "grid"):
+    """Register `axes` in keras-tuner's HyperParameters `hp`: a list is a Choice (one
+    value: Fixed; a grid's default is its first), a range an Int or a Float (log-sampled
+    with log = true). A setting that applies only to some values of another axis is
+    registered under keras-tuner's conditional_scope, so that its random, Bayesian and
+    Hyperband draws leave it out where it does not apply. Hyperband sets the epochs."""
+    for axis, values in axes.items():
+        if axis == "epochs" and strategy == "hyperband":
+            continue
+        scopes = [hp.conditional_scope(parent, [v for v in allowed if v in axes[parent]])
+                  for parent, allowed in (SETTINGS[axis].applies.items()
+                                          if axis in SETTINGS else ())
+                  if parent in axes and not is_range(axes[parent])]
+        for scope in scopes:
+            scope.__enter__()
+        try:
+            _add_axis(hp, axis, values, strategy)
+        finally:
+            for scope in reversed(scopes):
+                scope.__exit__(None, None, None)
+    return hp
+
+
+def _add_axis(hp, axis: str, values, strategy: str) -> None:
+    if is_range(values):
+        kind = hp.Float if isinstance(values["min"], float) else hp.Int
+        kind(axis, values["min"], values["max"], step=values.get("step"),
+             sampling="log" if values["log"] else "linear")
+    elif strategy == "grid":
+        hp.Choice(axis, values, default=values[0])
+    elif len(values) == 1:
+        hp.Fixed(axis, values[0])
+    else:
+        hp.Choice(axis, values)
 
 
 def _is_number(value) -> bool:
