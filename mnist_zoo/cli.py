@@ -22,12 +22,10 @@ from mnist_zoo.settings import Setting, where_it_applies
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its errors on one line, `error: <problem> (see --help)`, as the
-    package's own errors are; allow_abbrev is off (an abbreviation such as --lr-s would
-    change meaning when a new option starts alike)."""
+    """argparse with its errors on one line, `error: <problem> (see PROG --help)`, as
+    the package's own errors are, instead of a usage block of 5 to 20 lines first."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
-from mnist_zoo.cli import command, non_negative_int, positive_int
+from mnist_zoo.cli import Parser, command, non_negative_int, positive_int
 from mnist_zoo.search.api import search
 from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
 from mnist_zoo.search.space import STRATEGIES
@@ -50,9 +50,8 @@ def _percent(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: "--ov" must not mean --overwrite, and the options a restarted
     # process or a worker must not get can then be dropped from argv by their full names.
-    parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = Parser(prog="python -m mnist_zoo.search", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--grid", default="smoke",
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
     data_lib.add_data_arguments(parser)

@@ -73,8 +73,8 @@ def check_conditions(path: Path, axes: dict) -> None:
             if not is_range(parents) and not set(parents) & set(allowed):
                 raise GridError(f"{path}: axis {axis} applies only to "
                                 f"{where_it_applies(axis)}, and the grid's {parent} is "
-                                f"{', '.join(map(str, parents))}; remove {axis} or add such "
-                                f"a {parent}")
+                                f"{', '.join(map(str, parents))}; remove {axis} or add "
+                                f"{parent} {' or '.join(allowed)}")
 
 
 def add_axes(hp, axes: dict, strategy: str = "grid"):

@@ -19,7 +19,9 @@ RUN_OPTIONS = ("seed", "subset", "validation_size")
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="python -m mnist_zoo.train", description=__doc__)
+    # allow_abbrev=False: an abbreviation such as --lr-s would change meaning when a new
+    # option starts alike.
+    parser = Parser(prog="python -m mnist_zoo.train", description=__doc__, allow_abbrev=False)
     # The settings table's options (mnist_zoo.settings): --model, --learning-rate, ...
     add_settings(parser, SETTINGS.values())
     data_lib.add_data_arguments(parser)
