@@ -46,7 +46,8 @@ GROUPS = ("architecture", "optimizer", "data", "run")
 class Setting:
     """One row of the table.
 
-    kind: int, float, str or bool. label: the charts' short name; alias: a second
+    kind: int, float, str or bool. label: the charts' short name, for a setting whose
+    values need it ("0.001" does, "relu" does not); alias: a second
     command-line option. low/high bound a number (low_inclusive: whether low
     itself is allowed; high is excluded). choices: the allowed values, or a function
     returning a problem for a bad one. core: every search trial has it (a grid that
@@ -163,10 +164,10 @@ _TABLE = (
     # The axes every search trial has, in the results table's order.
     Setting("model", str, "lenet5", "architecture", f"zoo model: {', '.join(MODELS)}", choices=_check_model, core=True),
     Setting("activation", str, "relu", "architecture", "hidden layers' activation",
-            label="act", choices=ACTIVATIONS, core=True),
+            choices=ACTIVATIONS, core=True),
     Setting("learning_rate", float, 0.001, "optimizer", "the optimizer's (first) learning rate",
             label="lr", alias="--lr", low=0, low_inclusive=False, core=True, may_range=True, member=True),
-    Setting("optimizer", str, "adam", "optimizer", "optimizer", label="opt",
+    Setting("optimizer", str, "adam", "optimizer", "optimizer",
             choices=OPTIMIZERS, core=True, member=True),
     Setting("batch_size", int, 64, "run", "images per training step", label="bs", low=1,
             core=True, may_range=True),
@@ -282,3 +283,18 @@ def run_settings(given: Mapping, *, strict: bool = True) -> RunSettings:
 
 def _context(name: str, values: Mapping) -> str:
     return ", ".join(f"{parent} {values[parent]}" for parent in SETTINGS[name].applies)
+
+
+def markdown_table() -> str:
+    """The table's axes as README.md lists them (tests/test_settings.py holds the README
+    to this)."""
+    rows = ["| setting | type | default | applies to | range | what it is |",
+            "|---|---|---|---|---|---|"]
+    for s in SETTINGS.values():
+        if s.axis:
+            rows.append(f"| `{s.name}` | {s.kind.__name__} | {s.default} | "
+                        f"{where_it_applies(s.name) or 'all'} | "
+                        f"{'yes' if s.may_range else ''} | {s.help}"
+                        + (f" ({', '.join(s.choices)})" if isinstance(s.choices, tuple) else "")
+                        + " |")
+    return "\n".join(rows)

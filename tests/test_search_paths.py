@@ -190,3 +190,27 @@ def test_a_process_with_nothing_left_to_train_does_not_restart(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert not tuner.trainer.work_left()
     assert tuner.trainer.work_left()
+
+
+def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits):
+    """Issue #30: optimizer = [sgd, adam] with momentum = [0.0, 0.9] trained Adam twice
+    (make_optimizer ignores momentum for Adam), and the charts showed two Adam cells that
+    differed only by noise. Now 3 trials, momentum left empty for Adam; with repeats the
+    summary has 3 points, Adam's with an empty momentum."""
+    axes = ('model = ["mlp_bp"]\noptimizer = ["sgd", "adam"]\nlearning_rate = [0.05]\n'
+            'momentum = [0.0, 0.9]\nepochs = [1]')
+    table = run_grid(tmp_path, axes, digits, repeats=2)
+    assert len(table) == 6 and (table["status"] == "completed").all()
+    assert table.groupby("optimizer")["repeat"].count().to_dict() == {"adam": 2, "sgd": 4}
+    adam = table[table["optimizer"] == "adam"]
+    assert adam["momentum"].isna().all()
+    assert sorted(table.loc[table["optimizer"] == "sgd", "momentum"].unique()) == [0.0, 0.9]
+    lines = (tmp_path / "out" / "experiment_results.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    assert [c["momentum"] for c in cells if c["optimizer"] == "adam"] == ["", ""]
+    summary = pd.read_csv(tmp_path / "out" / "experiment_summary.csv")
+    assert len(summary) == 3 and summary["runs"].tolist() == [2, 2, 2]
+    assert summary.loc[summary["optimizer"] == "adam", "momentum"].isna().all()
+    # The three trained together (they share their batches), as before.
+    assert (table["trained_with"] == 6).all()

@@ -50,7 +50,7 @@ def build_model(name: str, *, decay_steps: int = 1000, compile: bool = True,
                 **settings) -> keras.Model:
     """Build a registered model and compile it for sparse integer labels.
 
-    settings: the builder's (activation, dropout, pooling, ...) and the optimizer's
+    settings: the builder's (activation, pooling, ...) and the optimizer's
     (optimizer, learning_rate and the settings table's other optimizer settings, which
     go to make_optimizer); unknown ones raise a SettingsError (a ValueError) that lists
     the accepted ones.

@@ -146,8 +146,8 @@ def grid_size(axes: dict) -> int:
 def grid_points(axes: dict) -> list[dict]:
     """Every combination, as dicts, the last axis varying fastest (the grid file's order).
     A setting is crossed only with the values where it applies (mnist_zoo.settings):
-    optimizer = ["sgd", "adam"] with momentum = [0.0, 0.9] gives sgd 0.0, sgd 0.9 and one
-    adam, without momentum."""
+    two optimizers of which one takes a setting given two values give 3 points, not 4:
+    the other optimizer once, without that setting."""
     points, seen = [], set()
     for combo in itertools.product(*axes.values()):
         values = applicable(dict(zip(axes, combo)))

@@ -65,8 +65,9 @@ def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
 
 
 def check_conditions(path: Path, axes: dict) -> None:
-    """Refuse an axis that applies to none of the grid's values of its parents (momentum
-    with optimizer = ["adam"] only): it would silently be left out of every trial."""
+    """Refuse an axis that applies to none of the grid's values of its parents (an
+    SGD-only setting with optimizer = ["adam"]): it would silently be left out of every
+    trial."""
     for axis in axes:
         for parent, allowed in SETTINGS[axis].applies.items() if axis in SETTINGS else ():
             parents = axes.get(parent, [SETTINGS[parent].default])

@@ -1,0 +1,240 @@
+"""Issue #30: one table of settings, and settings that apply only where they mean
+something. The fast tier: plain values against literal expectations, no training (the
+keras-tuner space test and the train() refusals import TensorFlow, nothing trains)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_zoo import settings as table
+from mnist_zoo.errors import GridError, SettingsError
+from mnist_zoo.search import grid as grid_lib
+from mnist_zoo.search.space import check_conditions
+from conftest import MNIST_8K2K
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+# --------------------------------------------------------------------------- the table
+def test_the_table_names_the_axes_in_the_results_order():
+    assert table.AXES == ("model", "activation", "learning_rate", "optimizer", "batch_size",
+                          "epochs", "momentum", "dropout", "pooling", "augment", "lr_schedule")
+    assert table.CORE == ("model", "activation", "learning_rate", "optimizer", "batch_size",
+                          "epochs")
+    assert table.RANGE_AXES == ("learning_rate", "batch_size", "epochs", "momentum", "dropout")
+    assert table.MEMBER_AXES == ("learning_rate", "optimizer", "momentum", "lr_schedule")
+    assert table.in_group("optimizer") == ("learning_rate", "optimizer", "momentum",
+                                           "lr_schedule")
+    assert dict(table.SHORT_NAMES) == {
+        "learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "momentum": "mom",
+        "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched"}
+
+
+def test_the_readme_lists_the_tables_settings():
+    assert table.markdown_table() in README.read_text(encoding="utf-8")
+
+
+def test_the_tables_models_are_the_registrys():
+    from mnist_zoo.models import list_models, model_settings
+
+    assert sorted(table.MODELS) == list_models()
+    # Where a setting applies to some models, exactly their builders take it.
+    for name, setting in table.SETTINGS.items():
+        if "model" in setting.applies:
+            takers = tuple(m for m in list_models() if name in model_settings(m))
+            assert takers == setting.applies["model"], name
+
+
+def test_the_recipe_keys_and_the_train_options_come_from_the_table():
+    from mnist_zoo.train import build_parser
+    from mnist_zoo.train.recipes import FIELDS
+
+    assert FIELDS == ("activation", "learning_rate", "optimizer", "batch_size", "epochs",
+                      "momentum", "dropout", "pooling", "augment", "lr_schedule")
+    options = {option for action in build_parser()._actions for option in action.option_strings}
+    assert {"--learning-rate", "--lr", "--momentum", "--lr-schedule", "--seed"} <= options
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("learning_rate", 0.0, "expected a value > 0"),
+    ("learning_rate", math.nan, "expected a finite number"),
+    ("learning_rate", "fast", "expected a number"),
+    ("epochs", 2.0, "expected a whole number"),
+    ("epochs", True, "expected a whole number"),
+    ("momentum", 1.0, "expected a value >= 0 and < 1"),
+    ("dropout", 1.5, "expected a value >= 0 and < 1"),
+    ("seed", -1, "expected a value >= 0"),
+    ("optimizer", "adamw", "choose from sgd, adam, rmsprop"),
+    ("pooling", "min", "choose from avg, max"),
+    ("model", "lenet6", "choose from cnn3, cnn_bn, lenet5, mlp_bp, mlp_complex, mlp_medium, "
+                        "mlp_residual, mlp_simple"),
+])
+def test_each_check_names_the_problem(name, value, problem):
+    assert table.SETTINGS[name].check(value) == problem
+
+
+def test_numpy_numbers_pass_the_checks():
+    assert table.SETTINGS["learning_rate"].check(np.float32(0.01)) is None
+    assert table.SETTINGS["epochs"].check(np.int64(3)) is None
+    assert table.SETTINGS["momentum"].check(np.int64(0)) is None
+
+
+# --------------------------------------------------------------------------- a run's settings
+def test_a_runs_settings_leave_out_what_does_not_apply():
+    run = table.run_settings({"model": "mlp_bp", "optimizer": "adam", "learning_rate": 0.01})
+    assert dict(run) == {"model": "mlp_bp", "activation": "relu", "learning_rate": 0.01,
+                         "optimizer": "adam", "batch_size": 64, "epochs": 3, "dropout": 0.0,
+                         "augment": "none", "lr_schedule": "constant", "seed": 0}
+    assert run.group("optimizer") == {"learning_rate": 0.01, "optimizer": "adam",
+                                      "lr_schedule": "constant"}
+    with pytest.raises(TypeError):
+        run["epochs"] = 5  # frozen
+    sgd = table.run_settings({"optimizer": "sgd", "momentum": 0.9})
+    assert (sgd["momentum"], sgd["pooling"]) == (0.9, "avg")
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"optimizer": "adam", "momentum": 0.9},
+     "momentum applies only to optimizer sgd or rmsprop, not to optimizer adam; leave it out"),
+    ({"model": "mlp_bp", "pooling": "max"},
+     "pooling applies only to model lenet5, not to model mlp_bp; leave it out"),
+    ({"dropout": 1.5}, "dropout must be a value >= 0 and < 1, got 1.5"),
+    ({"seed": -1}, "seed must be a value >= 0, got -1"),
+    ({"activation": "relu6"}, "unknown activation 'relu6'; choose from relu, tanh, sigmoid, "
+                              "elu, selu, gelu, leaky_relu, swish"),
+    ({"lr_schedule": "linear"}, "unknown lr_schedule 'linear'; choose from constant, "
+                                "exponential, cosine"),
+    ({"momemtum": 0.9}, "unknown setting(s) ['momemtum']"),
+])
+def test_a_run_refuses_a_bad_or_misplaced_setting(given, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        table.run_settings(given)
+
+
+def test_a_default_where_it_does_not_apply_is_no_mistake():
+    """momentum=0.0 for Adam says "none" as leaving it out does: accepted, and dropped."""
+    assert "momentum" not in table.run_settings({"optimizer": "adam", "momentum": 0.0})
+
+
+# --------------------------------------------------------------------------- grid points
+def test_a_setting_is_crossed_only_where_it_applies():
+    axes = {"optimizer": ["sgd", "adam"], "momentum": [0.0, 0.9]}
+    assert grid_lib.grid_points(axes) == [{"optimizer": "sgd", "momentum": 0.0},
+                                          {"optimizer": "sgd", "momentum": 0.9},
+                                          {"optimizer": "adam"}]
+    assert grid_lib.grid_size(axes) == 3
+    models = {"model": ["lenet5", "mlp_bp"], "pooling": ["avg", "max"], "repeat": [0, 1]}
+    assert grid_lib.grid_points(models) == [
+        {"model": "lenet5", "pooling": "avg", "repeat": 0},
+        {"model": "lenet5", "pooling": "avg", "repeat": 1},
+        {"model": "lenet5", "pooling": "max", "repeat": 0},
+        {"model": "lenet5", "pooling": "max", "repeat": 1},
+        {"model": "mlp_bp", "repeat": 0}, {"model": "mlp_bp", "repeat": 1}]
+    assert grid_lib.grid_size({"learning_rate": {"min": 0.1, "max": 1.0, "log": False}}) \
+        == math.inf
+
+
+def test_the_conditional_grids_points_share_their_batches():
+    """SGD with and without momentum and Adam see the same batches: one fused group."""
+    points = grid_lib.grid_points({"model": ["mlp_bp"], "batch_size": [64],
+                                   "optimizer": ["sgd", "adam"], "momentum": [0.0, 0.9]})
+    assert len({grid_lib.batches_key(p) for p in points}) == 1
+    assert len({grid_lib.values_key(p) for p in points}) == 3
+
+
+def test_a_grid_axis_that_never_applies_is_refused(tmp_path):
+    with pytest.raises(GridError, match=re.escape(
+            "axis momentum applies only to optimizer sgd or rmsprop, and the grid's optimizer "
+            "is adam; remove momentum or add optimizer sgd or rmsprop")):
+        check_conditions(tmp_path / "g.toml", {"optimizer": ["adam"], "momentum": [0.0, 0.9]})
+    grid = tmp_path / "g.toml"
+    grid.write_text('[axes]\nmodel = ["mlp_bp"]\npooling = ["max"]\n')
+    with pytest.raises(GridError, match="axis pooling applies only to model lenet5"):
+        grid_lib.load_grid(str(grid))
+
+
+def test_a_bad_grid_value_is_refused_without_tensorflow(tmp_path):
+    """#29: a bad value in a grid file was refused only after TensorFlow had loaded
+    (6-13 s, the model and optimizer checks imported it)."""
+    import subprocess
+    import sys
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('[axes]\nmodel = ["lenet6"]\noptimizer = ["adamw"]\n')
+    code = ("import sys\nfrom mnist_zoo.search.grid import load_grid\n"
+            f"try:\n    load_grid({str(grid)!r})\nexcept Exception as err:\n    print(err)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout.splitlines()
+    assert out == [f"{grid}: model = 'lenet6' is not allowed: choose from cnn3, cnn_bn, lenet5, "
+                   "mlp_bp, mlp_complex, mlp_medium, mlp_residual, mlp_simple", "[]"]
+
+
+# --------------------------------------------------------------------------- drawn searches
+def test_random_draws_leave_out_a_setting_where_it_does_not_apply():
+    import keras_tuner as kt
+
+    from mnist_zoo.search.strategies import search_space
+
+    axes = {"optimizer": ["sgd", "adam"], "momentum": {"min": 0.5, "max": 0.9, "log": False},
+            "model": ["lenet5", "mlp_bp"], "pooling": ["avg", "max"]}
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=40, seed=3,
+                                           hyperparameters=search_space(axes, "random"))
+    draws = [oracle._random_values() for _ in range(40)]
+    assert {d["optimizer"] for d in draws} == {"sgd", "adam"}
+    for values in draws:
+        assert ("momentum" in values) == (values["optimizer"] == "sgd"), values
+        assert ("pooling" in values) == (values["model"] == "lenet5"), values
+        assert 0.5 <= values.get("momentum", 0.5) <= 0.9
+
+
+# --------------------------------------------------------------------------- train()
+@pytest.fixture(scope="module")
+def few_digits(mnist_8k2k):
+    from mnist_zoo.data import load_dataset
+
+    return load_dataset("mnist", MNIST_8K2K, subset=120, validation_size=20)
+
+
+@pytest.mark.parametrize("bad", [
+    {"model": "lenet6"}, {"optimizer": "adamw"}, {"activation": "relu6"},
+    {"augment": "sideways"}, {"lr_schedule": "linear"}, {"dropout": 1.5},
+    {"model": "mlp_bp", "pooling": "max"}, {"seed": -1}, {"optimizer": "adam", "momentum": 0.9},
+])
+def test_train_checks_every_setting_before_it_writes(bad, tmp_path, few_digits):
+    """#29 items 3 and 6: a bad model, optimizer, activation, augment, lr_schedule, dropout
+    or pooling left settings.json and checkpoints/ behind (and the corrected run was then
+    refused: "already holds a run"); dropout=1.5 and seed=-1 raised Keras' own ValueError."""
+    from mnist_zoo.train import train
+
+    bad = dict(bad)
+    with pytest.raises(SettingsError):
+        train(bad.pop("model", "mlp_bp"), data=few_digits, out=tmp_path / "runs", name="c",
+              epochs=1, verbose=0, export=False, **bad)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_train_command_refuses_pooling_for_an_mlp_in_one_line(tmp_path, capsys):
+    from mnist_zoo import train
+
+    out = tmp_path / "runs"
+    code = train.main(["--model", "mlp_bp", "--pooling", "max", "--name", "c", "--out", str(out),
+                       "--data-dir", str(MNIST_8K2K)])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err == ("error: pooling applies only to model lenet5, not to "
+                                       "model mlp_bp; leave it out\n")
+
+
+def test_argparse_errors_are_one_line_with_a_hint(capsys):
+    from mnist_zoo import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: argument --seed: must be a value >= 0, got '-1' "
+                                       "(see python -m mnist_zoo.train --help)\n")
