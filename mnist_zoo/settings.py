@@ -186,6 +186,8 @@ _TABLE = (
             "mirrors left-right, for Fashion-MNIST)", label="aug", choices=_check_augment),
     Setting("lr_schedule", str, "constant", "optimizer", "decay over the whole run from the "
             "learning rate", label="sched", choices=LR_SCHEDULES, member=True),
+    Setting("nesterov", bool, False, "optimizer", "SGD's momentum as Nesterov's (looks ahead)",
+            label="nest", member=True, applies={"optimizer": ("sgd",)}),
     # A search's [settings] and train's run options: never an axis.
     Setting("seed", int, 0, "run", "seed for the data split and the initial weights", low=0,
             axis=False),

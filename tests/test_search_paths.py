@@ -84,6 +84,8 @@ EXTRA_AXES = {
     "augment": ('augment = ["none", "rotate+translate"]', "lenet5"),
     "lr_schedule": ('optimizer = ["sgd"]\nlearning_rate = [0.1]\n'
                     'lr_schedule = ["constant", "cosine"]', "mlp_bp"),
+    "nesterov": ('optimizer = ["sgd"]\nlearning_rate = [0.05]\nmomentum = [0.9]\n'
+                 'nesterov = [false, true]', "mlp_bp"),
 }
 
 

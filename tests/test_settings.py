@@ -23,16 +23,19 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # --------------------------------------------------------------------------- the table
 def test_the_table_names_the_axes_in_the_results_order():
     assert table.AXES == ("model", "activation", "learning_rate", "optimizer", "batch_size",
-                          "epochs", "momentum", "dropout", "pooling", "augment", "lr_schedule")
+                          "epochs", "momentum", "dropout", "pooling", "augment", "lr_schedule",
+                          "nesterov")
     assert table.CORE == ("model", "activation", "learning_rate", "optimizer", "batch_size",
                           "epochs")
     assert table.RANGE_AXES == ("learning_rate", "batch_size", "epochs", "momentum", "dropout")
-    assert table.MEMBER_AXES == ("learning_rate", "optimizer", "momentum", "lr_schedule")
+    assert table.MEMBER_AXES == ("learning_rate", "optimizer", "momentum", "lr_schedule",
+                                 "nesterov")
     assert table.in_group("optimizer") == ("learning_rate", "optimizer", "momentum",
-                                           "lr_schedule")
+                                           "lr_schedule", "nesterov")
     assert dict(table.SHORT_NAMES) == {
         "learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "momentum": "mom",
-        "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched"}
+        "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched",
+        "nesterov": "nest"}
 
 
 def test_the_readme_lists_the_tables_settings():
@@ -55,9 +58,10 @@ def test_the_recipe_keys_and_the_train_options_come_from_the_table():
     from mnist_zoo.train.recipes import FIELDS
 
     assert FIELDS == ("activation", "learning_rate", "optimizer", "batch_size", "epochs",
-                      "momentum", "dropout", "pooling", "augment", "lr_schedule")
+                      "momentum", "dropout", "pooling", "augment", "lr_schedule", "nesterov")
     options = {option for action in build_parser()._actions for option in action.option_strings}
-    assert {"--learning-rate", "--lr", "--momentum", "--lr-schedule", "--seed"} <= options
+    assert {"--learning-rate", "--lr", "--momentum", "--lr-schedule", "--seed", "--nesterov",
+            "--no-nesterov"} <= options
 
 
 @pytest.mark.parametrize("name, value, problem", [
@@ -95,7 +99,24 @@ def test_a_runs_settings_leave_out_what_does_not_apply():
     with pytest.raises(TypeError):
         run["epochs"] = 5  # frozen
     sgd = table.run_settings({"optimizer": "sgd", "momentum": 0.9})
-    assert (sgd["momentum"], sgd["pooling"]) == (0.9, "avg")
+    assert (sgd["momentum"], sgd["nesterov"], sgd["pooling"]) == (0.9, False, "avg")
+    assert "nesterov" not in table.run_settings({"optimizer": "rmsprop"})
+
+
+def test_nesterov_is_one_entry_and_reaches_sgd():
+    """Issue #30: a new optimizer setting is one table entry plus its use in the factory."""
+    from mnist_zoo.models import make_optimizer
+    from mnist_zoo.train import build_parser
+
+    assert grid_lib.grid_points({"optimizer": ["sgd", "rmsprop"], "nesterov": [False, True]}) \
+        == [{"optimizer": "sgd", "nesterov": False}, {"optimizer": "sgd", "nesterov": True},
+            {"optimizer": "rmsprop"}]
+    assert make_optimizer("sgd", 0.1, momentum=0.9, nesterov=True).nesterov is True
+    assert make_optimizer("sgd", 0.1, momentum=0.9).nesterov is False
+    assert build_parser().parse_args(["--nesterov"]).nesterov is True
+    assert table.SETTINGS["nesterov"].check(1) == "expected true or false"
+    with pytest.raises(SettingsError, match="nesterov applies only to optimizer sgd"):
+        table.run_settings({"optimizer": "adam", "nesterov": True})
 
 
 @pytest.mark.parametrize("given, message", [

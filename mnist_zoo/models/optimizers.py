@@ -28,7 +28,8 @@ def make_learning_rate(learning_rate: float, lr_schedule: str = "constant",
 def make_optimizer(optimizer: str = DEFAULTS["optimizer"],
                    learning_rate: float = DEFAULTS["learning_rate"], *,
                    momentum: float = DEFAULTS["momentum"],
-                   lr_schedule: str = DEFAULTS["lr_schedule"], decay_steps: int = 1000):
+                   lr_schedule: str = DEFAULTS["lr_schedule"],
+                   nesterov: bool = DEFAULTS["nesterov"], decay_steps: int = 1000):
     """An optimizer object carrying the learning rate; the settings table's optimizer
     settings (mnist_zoo.settings) are its keyword arguments, each used where it applies.
 
@@ -37,7 +38,7 @@ def make_optimizer(optimizer: str = DEFAULTS["optimizer"],
     """
     rate = make_learning_rate(learning_rate, lr_schedule, decay_steps)
     if optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum, nesterov=nesterov)
     if optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=rate)
     if optimizer == "rmsprop":

@@ -106,6 +106,8 @@ def _add_axis(hp, axis: str, values, strategy: str) -> None:
         kind = hp.Float if isinstance(values["min"], float) else hp.Int
         kind(axis, values["min"], values["max"], step=values.get("step"),
              sampling="log" if values["log"] else "linear")
+    elif all(isinstance(value, bool) for value in values) and len(values) == 2:
+        hp.Boolean(axis, default=values[0])  # a Choice would turn them into 0 and 1
     elif strategy == "grid":
         hp.Choice(axis, values, default=values[0])
     elif len(values) == 1:
