@@ -295,6 +295,7 @@ def test_train_cli_help_and_bad_input(tmp_path, capsys):
                                  "mlp_simple\n")
 
 
+@pytest.mark.slow  # a TensorFlow process of its own that trains and exports
 def test_train_cli_writes_a_run(tmp_path, mnist_8k2k):
     result = _run_cli("mnist_zoo.train", "--model", "mlp_residual", "--epochs", "1",
                       "--data-dir", str(MNIST_8K2K), "--subset", "2000", "--augment", "rotate",
