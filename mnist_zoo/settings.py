@@ -162,11 +162,13 @@ def _check_augment(value) -> str | None:
 
 _TABLE = (
     # The axes every search trial has, in the results table's order.
-    Setting("model", str, "lenet5", "architecture", f"zoo model: {', '.join(MODELS)}", choices=_check_model, core=True),
+    Setting("model", str, "lenet5", "architecture", f"zoo model: {', '.join(MODELS)}",
+            choices=_check_model, core=True),
     Setting("activation", str, "relu", "architecture", "hidden layers' activation",
             choices=ACTIVATIONS, core=True),
     Setting("learning_rate", float, 0.001, "optimizer", "the optimizer's (first) learning rate",
-            label="lr", alias="--lr", low=0, low_inclusive=False, core=True, may_range=True, member=True),
+            label="lr", alias="--lr", low=0, low_inclusive=False, core=True, may_range=True,
+            member=True),
     Setting("optimizer", str, "adam", "optimizer", "optimizer",
             choices=OPTIMIZERS, core=True, member=True),
     Setting("batch_size", int, 64, "run", "images per training step", label="bs", low=1,

@@ -259,3 +259,78 @@ def test_argparse_errors_are_one_line_with_a_hint(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == ("error: argument --seed: must be a value >= 0, got '-1' "
                                        "(see python -m mnist_zoo.train --help)\n")
+
+
+# --------------------------------------------------------------------------- a file's [when]
+def write(tmp_path, text: str) -> str:
+    grid = tmp_path / "g.toml"
+    grid.write_text(text)
+    return str(grid)
+
+
+def test_a_search_file_narrows_where_an_axis_applies(tmp_path):
+    spec = grid_lib.load_grid(write(tmp_path, """
+[axes]
+model = ["lenet5", "mlp_simple"]
+optimizer = ["sgd", "rmsprop", "adam"]
+momentum = [0.0, 0.9]
+dropout = [0.0, 0.5]
+
+[when]
+momentum = { optimizer = ["sgd"] }
+dropout = { model = ["mlp_simple"] }
+"""))
+    axes = grid_lib.with_repeats(spec["axes"], 1)
+    points = [{k: v for k, v in p.items() if k not in ("activation", "learning_rate",
+                                                        "batch_size", "epochs")}
+              for p in grid_lib.grid_points(axes)]
+    assert points == [
+        {"model": "lenet5", "optimizer": "sgd", "momentum": 0.0},
+        {"model": "lenet5", "optimizer": "sgd", "momentum": 0.9},
+        {"model": "lenet5", "optimizer": "rmsprop"},
+        {"model": "lenet5", "optimizer": "adam"},
+        {"model": "mlp_simple", "optimizer": "sgd", "momentum": 0.0, "dropout": 0.0},
+        {"model": "mlp_simple", "optimizer": "sgd", "momentum": 0.0, "dropout": 0.5},
+        {"model": "mlp_simple", "optimizer": "sgd", "momentum": 0.9, "dropout": 0.0},
+        {"model": "mlp_simple", "optimizer": "sgd", "momentum": 0.9, "dropout": 0.5},
+        {"model": "mlp_simple", "optimizer": "rmsprop", "dropout": 0.0},
+        {"model": "mlp_simple", "optimizer": "rmsprop", "dropout": 0.5},
+        {"model": "mlp_simple", "optimizer": "adam", "dropout": 0.0},
+        {"model": "mlp_simple", "optimizer": "adam", "dropout": 0.5}]
+    assert grid_lib.grid_size(axes) == 12
+
+
+def test_random_draws_follow_the_files_when(tmp_path):
+    import keras_tuner as kt
+
+    from mnist_zoo.search.strategies import search_space
+
+    spec = grid_lib.load_grid(write(tmp_path, """
+[search]
+strategy = "random"
+[axes]
+optimizer = ["sgd", "rmsprop"]
+momentum = { min = 0.5, max = 0.9 }
+[when]
+momentum = { optimizer = ["rmsprop"] }
+"""))
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=20, seed=1,
+                                           hyperparameters=search_space(spec["axes"], "random"))
+    draws = [oracle._random_values() for _ in range(20)]
+    assert {d["optimizer"] for d in draws} == {"sgd", "rmsprop"}
+    assert all(("momentum" in d) == (d["optimizer"] == "rmsprop") for d in draws), draws
+
+
+@pytest.mark.parametrize("when, message", [
+    ('nesterov = { optimizer = ["sgd"] }', "[when] names 'nesterov', which is no axis"),
+    ('momentum = { optimizer = ["adamw"] }', "optimizer = ['adamw'] must be a non-empty list"),
+    ('momentum = { dropout = [0.5] }', "'dropout' must be another axis of the file"),
+    ('momentum = { momentum = [0.5] }', "'momentum' must be another axis of the file"),
+    ('momentum = { optimizer = ["adam"] }',
+     "axis momentum applies only to optimizer none ([when] leaves none)"),
+    ('momentum = ["sgd"]', "[when] momentum must be a table of axes and values"),
+])
+def test_a_bad_when_is_refused_in_one_line(when, message, tmp_path):
+    text = f'[axes]\noptimizer = ["sgd", "adam"]\nmomentum = [0.0, 0.9]\n[when]\n{when}\n'
+    with pytest.raises(GridError, match=re.escape(message)):
+        grid_lib.load_grid(write(tmp_path, text))

@@ -3,9 +3,10 @@
 A grid is a TOML file (search/*.toml at the top of the checkout, installed to
 share/mnist_zoo/search): an [axes] table of lists, one trial per combination, and an
 optional [settings] table; an optional [search] table names another strategy, whose
-axes may also be ranges (mnist_zoo.search.space). This module reads and checks grid
-files and enumerates their points and the keys that name them; the axes themselves are
-named in mnist_zoo.axes. It imports no TensorFlow, so plot, bench and tests can share
+axes may also be ranges (mnist_zoo.search.space); an optional [when] table narrows where
+an axis applies (momentum = { optimizer = ["sgd"] }), beyond the settings table's rule.
+This module reads and checks grid files and enumerates their points and the keys that
+name them; the axes themselves are named in mnist_zoo.settings. It imports no TensorFlow, so plot, bench and tests can share
 it. (Checking a `model` value looks up the model registry, which imports Keras, only
 when a grid names models.)
 """
@@ -21,8 +22,9 @@ from pathlib import Path
 
 from mnist_zoo.axes import AXES, CORE_AXES, FLOAT_AXES, MEMBER_AXES, REPEAT_AXIS
 from mnist_zoo.errors import GridError
-from mnist_zoo.search.space import check_conditions, check_range, check_search_table, is_range
-from mnist_zoo.settings import SETTINGS, Setting, applicable
+from mnist_zoo.search.space import (check_conditions, check_range, check_search_table,
+                                    check_when, conditions_of, is_range)
+from mnist_zoo.settings import DEFAULTS, SETTINGS, Setting
 
 try:
     import tomllib
@@ -83,11 +85,11 @@ def load_grid(grid: str) -> dict:
                         f"{err.start}); save the grid file as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{path}: not valid TOML ({err})") from err
-    unknown_tables = set(spec) - {"description", "axes", "settings", "search"}
+    unknown_tables = set(spec) - {"description", "axes", "settings", "search", "when"}
     if unknown_tables:
         raise GridError(f"{path}: unknown key(s) {sorted(unknown_tables)}; a grid has "
-                        "'description', an [axes] table and optional [settings] and "
-                        "[search] tables")
+                        "'description', an [axes] table and optional [settings], [search] "
+                        "and [when] tables")
     axes = spec.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise GridError(f"{path}: no [axes] table; add one, e.g. activation = [\"relu\", \"tanh\"]")
@@ -107,7 +109,7 @@ def load_grid(grid: str) -> dict:
     # Core axes first, in their usual order, then any extra axes as written.
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
-    check_conditions(path, full_axes)
+    check_conditions(path, check_when(path, spec.get("when", {}), full_axes))
     return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
             "search": search, "description": spec.get("description", "")}
 
@@ -148,9 +150,13 @@ def grid_points(axes: dict) -> list[dict]:
     A setting is crossed only with the values where it applies (mnist_zoo.settings):
     two optimizers of which one takes a setting given two values give 3 points, not 4:
     the other optimizer once, without that setting."""
+    rules = {axis: conditions_of(axis, values) for axis, values in axes.items()}
     points, seen = [], set()
     for combo in itertools.product(*axes.values()):
-        values = applicable(dict(zip(axes, combo)))
+        point = dict(zip(axes, combo))
+        values = {axis: value for axis, value in point.items()
+                  if all(point.get(parent, DEFAULTS.get(parent)) in allowed
+                         for parent, allowed in rules[axis].items())}
         key = values_key(values)
         if key not in seen:
             seen.add(key)

@@ -88,7 +88,8 @@ def train(model: str = "lenet5", *, dataset: str = "mnist", data_dir=None,
     """
     run = check_run(model, settings, seed=seed, subset=subset)
     check_numbers(early_stopping=early_stopping, keep_checkpoints=keep_checkpoints)
-    name = name or "{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}".format(**run)
+    name = name or "{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}".format(
+        **run)
     run_dir = run_folder(out, name)
     if holds_run(run_dir) and not (resume or overwrite):
         raise SettingsError(f"{run_dir} already holds a run; pass --overwrite to replace it, "
