@@ -4,11 +4,11 @@ A grid is a TOML file (search/*.toml at the top of the checkout, installed to
 share/mnist_zoo/search): an [axes] table of lists, one trial per combination, and an
 optional [settings] table; an optional [search] table names another strategy, whose
 axes may also be ranges (mnist_zoo.search.space); an optional [when] table narrows where
-an axis applies (momentum = { optimizer = ["sgd"] }), beyond the settings table's rule.
-This module reads and checks grid files and enumerates their points and the keys that
-name them; the axes themselves are named in mnist_zoo.settings. It imports no TensorFlow, so plot, bench and tests can share
-it. (Checking a `model` value looks up the model registry, which imports Keras, only
-when a grid names models.)
+an axis applies, beyond the settings table's rule (README: "The settings"). This module
+reads and checks grid files and enumerates their points and the keys that name them;
+the settings themselves, their checks included, are mnist_zoo.settings' table. It
+imports no TensorFlow, so a bad value is refused at once and plot, bench and tests can
+share it.
 """
 
 from __future__ import annotations
