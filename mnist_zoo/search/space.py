@@ -74,8 +74,8 @@ class AxisValues(list):
 
 
 def conditions_of(axis: str, values) -> dict[str, tuple]:
-    """Where `axis` applies, {parent axis: values}: the settings table's rule (momentum:
-    SGD and RMSprop), narrowed by the search file's [when] (momentum: SGD only)."""
+    """Where `axis` applies, {parent axis: values}: the settings table's rule (SGD and
+    RMSprop, say), narrowed by the search file's [when] (SGD only)."""
     rule = dict(SETTINGS[axis].applies) if axis in SETTINGS else {}
     narrowed = values.get("when", {}) if is_range(values) else getattr(values, "when", {})
     for parent, allowed in narrowed.items():
@@ -85,10 +85,10 @@ def conditions_of(axis: str, values) -> dict[str, tuple]:
 
 def check_when(path: Path, table, axes: dict) -> dict:
     """The axes with a search file's [when] table attached: {axis = {parent = [values]}},
-    e.g. momentum = { optimizer = ["sgd"] } (the parents' values checked)."""
+    e.g. pooling = { optimizer = ["sgd"] } (the parents' values checked)."""
     if not isinstance(table, dict):
-        raise GridError(f"{path}: [when] must be a table, e.g. momentum = {{ optimizer = "
-                        "[\"sgd\"] }")
+        raise GridError(f"{path}: [when] must be a table of axes, each a table such as "
+                        "{ optimizer = [\"sgd\"] }")
     for axis, rule in table.items():
         if axis not in axes or axis not in SETTINGS:
             raise GridError(f"{path}: [when] names {axis!r}, which is no axis of this file's "
