@@ -85,7 +85,7 @@ def conditions_of(axis: str, values) -> dict[str, tuple]:
 
 def check_when(path: Path, table, axes: dict) -> dict:
     """The axes with a search file's [when] table attached: {axis = {parent = [values]}},
-    e.g. pooling = { optimizer = ["sgd"] } (the parents' values checked)."""
+    each {parent = [values]}, e.g. { optimizer = ["sgd"] } (the parents' values checked)."""
     if not isinstance(table, dict):
         raise GridError(f"{path}: [when] must be a table of axes, each a table such as "
                         "{ optimizer = [\"sgd\"] }")
