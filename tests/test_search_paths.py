@@ -194,14 +194,14 @@ def test_a_process_with_nothing_left_to_train_does_not_restart(tmp_path):
     assert tuner.trainer.work_left()
 
 
-def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits):
+def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits, capsys):
     """Issue #30: optimizer = [sgd, adam] with momentum = [0.0, 0.9] trained Adam twice
     (make_optimizer ignores momentum for Adam), and the charts showed two Adam cells that
     differed only by noise. Now 3 trials, momentum left empty for Adam; with repeats the
     summary has 3 points, Adam's with an empty momentum."""
     axes = ('model = ["mlp_bp"]\noptimizer = ["sgd", "adam"]\nlearning_rate = [0.05]\n'
             'momentum = [0.0, 0.9]\nepochs = [1]')
-    table = run_grid(tmp_path, axes, digits, repeats=2)
+    table = run_grid(tmp_path, axes, digits, repeats=2, show_top=3)
     assert len(table) == 6 and (table["status"] == "completed").all()
     assert table.groupby("optimizer")["repeat"].count().to_dict() == {"adam": 2, "sgd": 4}
     adam = table[table["optimizer"] == "adam"]
@@ -216,3 +216,8 @@ def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits):
     assert summary.loc[summary["optimizer"] == "adam", "momentum"].isna().all()
     # The three trained together (they share their batches), as before.
     assert (table["trained_with"] == 6).all()
+    # The printed best points say "none" for Adam's momentum, as the charts do.
+    header, *top = capsys.readouterr().out.split("best 3 grid points")[1].splitlines()[1:5]
+    assert header.split()[:2] == ["optimizer", "momentum"]
+    assert sorted(tuple(line.split()[:2]) for line in top) == [
+        ("adam", "none"), ("sgd", "0.0"), ("sgd", "0.9")]
