@@ -18,6 +18,7 @@ from mnist_zoo.search.space import check_conditions
 from conftest import MNIST_8K2K
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+SEARCH_GUIDE = README.parent / "docs" / "search.md"
 
 
 # --------------------------------------------------------------------------- the table
@@ -38,8 +39,11 @@ def test_the_table_names_the_axes_in_the_results_order():
         "nesterov": "nest"}
 
 
-def test_the_readme_lists_the_tables_settings():
-    assert table.markdown_table() in README.read_text(encoding="utf-8")
+def test_the_readme_and_the_search_guide_list_the_tables_settings():
+    """The README names every axis; docs/search.md has the table as settings.py does."""
+    listed = re.search(r"Any of `([^`]*)` may be an axis", README.read_text(encoding="utf-8"))
+    assert listed and listed.group(1).replace("\n", " ").split(", ") == list(table.AXES)
+    assert table.markdown_table() in SEARCH_GUIDE.read_text(encoding="utf-8")
 
 
 def test_the_tables_models_are_the_registrys():

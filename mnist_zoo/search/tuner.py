@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.errors import first_line
+from mnist_zoo.files import print_line
 from mnist_zoo.search import _keras_tuner
 from mnist_zoo.search.board import BoardLog
 from mnist_zoo.search.failures import (ENVIRONMENT_ERRORS, TRIAL_ERROR_FILE,
@@ -131,5 +132,5 @@ class ZooTuner(kt.Tuner):
             self.board.log(row)
         self.trials_done = len(table)
         self.session_seconds.append(row["seconds"])
-        print(progress_line(row, len(table), self.total_trials, self.session_seconds),
-              flush=True)
+        # One write per line: under --jobs the workers share the terminal (or pipe).
+        print_line(progress_line(row, len(table), self.total_trials, self.session_seconds))
