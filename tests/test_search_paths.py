@@ -221,3 +221,9 @@ def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits, caps
     assert header.split()[:2] == ["optimizer", "momentum"]
     assert sorted(tuple(line.split()[:2]) for line in top) == [
         ("adam", "none"), ("sgd", "0.0"), ("sgd", "0.9")]
+    # The charts label Adam's momentum "none": 3 points, not a fourth Adam cell.
+    res = plot.load_results(tmp_path / "out" / "experiment_results.csv")
+    assert res.axes == ["optimizer", "momentum"]
+    assert sorted(set(plot.trial_labels(res.trials, res.axes, unique=False))) == [
+        "adam · mom none", "sgd · mom 0", "sgd · mom 0.9"]
+    assert len(res.points) == 3
