@@ -338,3 +338,29 @@ def test_a_bad_when_is_refused_in_one_line(when, message, tmp_path):
     text = f'[axes]\noptimizer = ["sgd", "adam"]\nmomentum = [0.0, 0.9]\n[when]\n{when}\n'
     with pytest.raises(GridError, match=re.escape(message)):
         grid_lib.load_grid(write(tmp_path, text))
+
+
+def test_bayesian_proposals_leave_out_a_setting_where_it_does_not_apply(tmp_path):
+    """After its random start, the Gaussian process proposes conditional settings only
+    where they apply too (keras-tuner fills an inactive one with its default to fit)."""
+    import keras_tuner as kt
+
+    from mnist_zoo.search.strategies import search_space
+
+    axes = {"optimizer": ["sgd", "adam"], "momentum": {"min": 0.5, "max": 0.9, "log": False},
+            "learning_rate": {"min": 1e-3, "max": 1e-1, "log": True}}
+    oracle = kt.oracles.BayesianOptimizationOracle(
+        objective=kt.Objective("score", "max"), hyperparameters=search_space(axes, "bayesian"),
+        max_trials=5, num_initial_points=2, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    proposed = []
+    for number in range(5):
+        trial = oracle.create_trial(f"w{number}")
+        values = trial.hyperparameters.values
+        proposed.append(values)
+        score = values["learning_rate"] * (2 if values["optimizer"] == "adam" else 1)
+        oracle.update_trial(trial.trial_id, {"score": score})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert len(proposed) == 5
+    assert all(("momentum" in v) == (v["optimizer"] == "sgd") for v in proposed), proposed
