@@ -302,6 +302,9 @@ dropout = { model = ["mlp_simple"] }
         {"model": "mlp_simple", "optimizer": "adam", "dropout": 0.0},
         {"model": "mlp_simple", "optimizer": "adam", "dropout": 0.5}]
     assert grid_lib.grid_size(axes) == 12
+    # A changed [when] is another grid to the resume check: it is in the fingerprint.
+    assert spec["settings"] == {"when": {"momentum": {"optimizer": ["sgd"]},
+                                         "dropout": {"model": ["mlp_simple"]}}}
 
 
 def test_random_draws_follow_the_files_when(tmp_path):

@@ -110,6 +110,10 @@ def load_grid(grid: str) -> dict:
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
     check_conditions(path, check_when(path, spec.get("when", {}), full_axes))
+    if spec.get("when"):
+        # The axes carry it (AxisValues), but a JSON dump of them drops it: here it also
+        # reaches the fingerprint that tells a resumed search from another grid.
+        settings = {**settings, "when": spec["when"]}
     return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
             "search": search, "description": spec.get("description", "")}
 
