@@ -3,7 +3,9 @@
     python -m mnist_zoo.evaluate results/runs/lenet5_relu_adam_lr0.001_bs64/model.keras \\
         --data-dir DIR
 
-MODEL is a .keras file, a SavedModel folder (from model.export) or a run folder. The
+MODEL is a .keras file, a SavedModel folder (from model.export), a run folder, a zoo
+name with shipped weights (lenet5:mnist), or an .onnx or .tflite file from
+mnist_zoo.export (run in onnxruntime or LiteRT; `pip install -e '.[export]'`). The
 output folder (default results/evaluation/<model name>/) then holds:
 
   metrics.json              accuracy, loss, per-class scores, confusion matrix, gallery indices
@@ -236,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mnist_zoo.evaluate", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
-                        help=".keras file, SavedModel folder or run folder to evaluate, or a "
-                             "zoo name with shipped weights such as lenet5:mnist")
+                        help=".keras, .onnx or .tflite file, SavedModel folder or run "
+                             "folder to evaluate, or a zoo name with shipped weights such as "
+                             "lenet5:mnist")
     add_data_arguments(parser)
     parser.add_argument("--split", default="test", choices=SPLITS,
                         help="which images to score (val and train as train.py splits them)")

@@ -3,7 +3,9 @@
     python -m mnist_zoo.predict results/runs/lenet5_relu_adam_lr0.001_bs64/model.keras \\
         photo.jpg scan.png
 
-MODEL is a .keras file, a SavedModel folder (from model.export) or a run folder. Each
+MODEL is a .keras file, a SavedModel folder (from model.export), a run folder, a zoo
+name with shipped weights (lenet5:mnist), or an .onnx or .tflite file from
+mnist_zoo.export. Each
 image is prepared the way MNIST's digits were: grey levels, light ink on a dark
 background (dark-on-light images are inverted), cropped to the ink, scaled to fit
 20x20 pixels and placed by its centre of mass in a 28x28 field. One line per image is
@@ -191,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mnist_zoo.predict", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
-                        help=".keras file, SavedModel folder or run folder, or a zoo name "
-                             "with shipped weights such as lenet5:mnist")
+                        help=".keras, .onnx or .tflite file, SavedModel folder or run "
+                             "folder, or a zoo name with shipped weights such as lenet5:mnist")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
                         help="image files (PNG, JPEG, ...): one digit each")
     return parser

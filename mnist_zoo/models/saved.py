@@ -1,7 +1,8 @@
 """Loading a trained model for inference, whichever way it was saved.
 
 `load_model(path)` accepts a `.keras` (or `.h5`) file, a SavedModel folder written by
-`model.export()`, or a run folder of `mnist_zoo.train` holding either. It returns a
+`model.export()`, a run folder of `mnist_zoo.train` holding either, or a file written by
+`mnist_zoo.export`: `.onnx` (run in onnxruntime) or `.tflite` (run in LiteRT). It returns a
 `LoadedModel`: call it on (N, 28, 28, 1) float32 images to get class probabilities.
 It also takes a zoo name with shipped pretrained weights, "model:dataset" such as
 "lenet5:mnist" or "cnn3:fashion_mnist" (`python -m mnist_zoo.evaluate lenet5:mnist`).
@@ -18,9 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from mnist_zoo.errors import ModelError, SettingsError
+from mnist_zoo.errors import ModelError, SettingsError, first_line
 
 KERAS_SUFFIXES = (".keras", ".h5")
+# Files of mnist_zoo.export, each run in its own runtime (mnist_zoo.models.runtimes).
+EXPORTED_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
 # "model:dataset", the name of a zoo model with shipped weights, e.g. "lenet5:mnist".
 ZOO_NAME = re.compile(r"([a-z][a-z0-9_]*):([a-z][a-z0-9_]*)")
 
@@ -30,10 +33,11 @@ class LoadedModel:
     """A model ready for inference; `model(x)` returns probabilities (N, classes)."""
 
     path: Path
-    kind: str  # "keras" or "saved_model"
+    kind: str  # "keras", "saved_model", "pretrained", "onnx" or "tflite"
     forward: Callable  # one batch of images -> model outputs
     name: str
     trained_on: str | None = None  # the dataset it was trained on, where a record says
+    keras_model: object = None  # the keras.Model behind forward, where there is one
 
     def __call__(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -57,7 +61,8 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
 def model_name(path: str | Path) -> str:
     """A name for output folders: the run folder's name for run/model.keras or run/saved_model."""
     path = Path(path).resolve()
-    stem = path.stem if path.suffix in KERAS_SUFFIXES else path.name
+    is_file = path.suffix in KERAS_SUFFIXES or path.suffix in EXPORTED_SUFFIXES
+    stem = path.stem if is_file else path.name
     if stem in ("model", "saved_model") and path.parent.name:
         return path.parent.name
     return stem
@@ -68,6 +73,8 @@ def resolve_model_path(path: str | Path) -> tuple[Path, str]:
     path = Path(path)
     if path.is_file() and path.suffix in KERAS_SUFFIXES:
         return path, "keras"
+    if path.is_file() and path.suffix in EXPORTED_SUFFIXES:
+        return path, EXPORTED_SUFFIXES[path.suffix]
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return path, "saved_model"
@@ -77,23 +84,60 @@ def resolve_model_path(path: str | Path) -> tuple[Path, str]:
             return path / "model.keras", "keras"
     if not path.exists():
         raise ModelError(f"model {path} does not exist")
-    raise ModelError(f"{path} is not a model: expected a .keras file, a SavedModel folder "
-                     "(holding saved_model.pb) or a run folder of mnist_zoo.train")
+    raise ModelError(f"{path} is not a model: expected a .keras, .onnx or .tflite file, a "
+                     "SavedModel folder (holding saved_model.pb) or a run folder of "
+                     "mnist_zoo.train")
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load a .keras file, a SavedModel folder, a run folder or a zoo name ("lenet5:mnist")."""
+    """Load a .keras, .onnx or .tflite file, a SavedModel folder, a run folder or a zoo
+    name ("lenet5:mnist")."""
+    from mnist_zoo.models import runtimes
+
     zoo_name = pretrained_name(path)
     if zoo_name:
         return load_pretrained(*zoo_name)
     resolved, kind = resolve_model_path(path)
+    loaders = {"keras": _load_keras, "saved_model": _load_saved_model,
+               "onnx": runtimes.load_onnx, "tflite": runtimes.load_tflite}
     try:
-        forward = _load_keras(resolved) if kind == "keras" else _load_saved_model(resolved)
+        forward = loaders[kind](resolved)
     except ModelError:
         raise
-    except Exception as err:  # Keras and TensorFlow raise many kinds for a bad file
-        raise ModelError(f"cannot load model {resolved}: {type(err).__name__}: {err}") from err
-    return LoadedModel(resolved, kind, forward, model_name(path), trained_on(resolved))
+    except Exception as err:  # Keras, TensorFlow and the runtimes raise many kinds
+        raise ModelError(f"cannot load model {resolved}: {load_problem(err)}") from None
+    keras_model = forward.__self__ if kind == "keras" else None  # predict_on_batch's model
+    return LoadedModel(resolved, kind, forward, model_name(path), trained_on(resolved),
+                       keras_model)
+
+
+# Keras names an unregistered custom function or class in the innermost of its nested
+# messages, each followed by a config dump of up to thousands of characters.
+UNREGISTERED = re.compile(r"Could not locate (function|class) '([^']+)'")
+
+
+def load_problem(err: BaseException) -> str:
+    """What went wrong in loading a model, in one line and without Keras' config dumps.
+
+    Keras wraps the cause of a failed deserialisation in "Exception encountered:" layers,
+    each printing a layer's whole config; the last layer holds the cause.
+    """
+    text = str(err)
+    missing = UNREGISTERED.search(text)
+    if missing:
+        kind, name = missing.groups()
+        return (f"it uses the custom {kind} {name!r}, which is not registered in this "
+                "process; import the module that defines it (decorated with "
+                "@keras.saving.register_keras_serializable()) before loading")
+    if "safe_mode" in text:
+        return ("it holds Python code (a Lambda layer), which Keras' safe mode does not run; "
+                "load only files you trust, rebuilt without the Lambda")
+    cause = text.rsplit("Exception encountered:", 1)[-1]
+    cause = re.split(r"\s*(?:Full object config|config=)", cause, maxsplit=1)[0].strip()
+    if not cause:
+        return first_line(err)
+    line = f"{type(err).__name__}: {cause.splitlines()[0].strip()}"
+    return line if len(line) <= 200 else line[:200] + "..."
 
 
 def trained_on(resolved: Path) -> str | None:
@@ -129,8 +173,8 @@ def load_pretrained(model: str, dataset: str) -> LoadedModel:
         net = build_model(model, weights=dataset, compile=False)
     except SettingsError as err:
         raise ModelError(str(err)) from None
-    return LoadedModel(path, "pretrained", lambda x: net.predict_on_batch(x),
-                       f"{model}_{dataset}", sidecar.get("dataset", dataset))
+    return LoadedModel(path, "pretrained", net.predict_on_batch,
+                       f"{model}_{dataset}", sidecar.get("dataset", dataset), net)
 
 
 def _load_keras(path: Path) -> Callable:
@@ -144,7 +188,7 @@ def _load_keras(path: Path) -> Callable:
                          "is a zip archive; this one is truncated or in another format)")
     # compile=False: inference needs no optimizer, and loading skips its state.
     model = keras.models.load_model(path, compile=False)
-    return lambda x: model.predict_on_batch(x)
+    return model.predict_on_batch  # a bound method: LoadedModel finds the model behind it
 
 
 def _load_saved_model(path: Path) -> Callable:

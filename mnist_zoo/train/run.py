@@ -239,8 +239,54 @@ def _run_callbacks(run_dir: Path, keep_checkpoints: int, early_stopping: int,
 
 
 def _load_initial_weights(net: keras.Model, path) -> None:
-    path = str(path)
-    if path.endswith(".keras"):
-        net.set_weights(keras.models.load_model(path).get_weights())
-    else:
-        net.load_weights(path)
+    """Start `net` from a .keras file's weights or a .weights.h5 file; a file that cannot
+    be used (missing, truncated, another architecture, unsafe) is a one-line ModelError."""
+    import zipfile
+
+    from mnist_zoo.errors import ModelError
+    from mnist_zoo.models.saved import load_problem
+
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise ModelError(f"--initial-weights {path} {problem}; {_INITIAL_WEIGHTS_FIX}")
+    # Keras calls a .keras file that is not a zip archive (a truncated one) "File not found".
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"--initial-weights {path} is not a valid .keras file (a zip "
+                         f"archive): truncated or another format; {_INITIAL_WEIGHTS_FIX}")
+    try:
+        if path.suffix == ".keras":
+            weights = keras.models.load_model(path, compile=False).get_weights()
+            _check_same_architecture(net, weights, path)
+            net.set_weights(weights)
+        else:
+            net.load_weights(path)
+    except ModelError:
+        raise
+    except ValueError as err:
+        if "could not be loaded" not in str(err):
+            raise ModelError(f"cannot start from --initial-weights {path}: "
+                             f"{load_problem(err)}; {_INITIAL_WEIGHTS_FIX}") from None
+        # Keras' message for a .weights.h5 of other layers runs to a dozen lines.
+        raise ModelError(f"--initial-weights {path} holds weights of another architecture "
+                         f"than {net.name}; {_INITIAL_WEIGHTS_FIX}") from None
+        raise
+    except Exception as err:  # h5py, Keras' safe mode and shape checks raise many kinds
+        raise ModelError(f"cannot start from --initial-weights {path}: {load_problem(err)}; "
+                         f"{_INITIAL_WEIGHTS_FIX}") from None
+
+
+_INITIAL_WEIGHTS_FIX = "give a .keras or .weights.h5 file saved from the same --model"
+
+
+def _check_same_architecture(net: keras.Model, weights: list, path: Path) -> None:
+    """Keras' own message for a mismatch counts weights but names no architecture."""
+    from mnist_zoo.errors import ModelError
+
+    wanted = [tuple(w.shape) for w in net.weights]
+    found = [tuple(w.shape) for w in weights]
+    if wanted != found:
+        raise ModelError(f"--initial-weights {path} holds weights of another architecture "
+                         f"({len(found)} arrays, {sum(map(np.prod, found)):,.0f} numbers; "
+                         f"{net.name} has {len(wanted)}, {net.count_params():,}); "
+                         f"{_INITIAL_WEIGHTS_FIX}")
