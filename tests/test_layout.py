@@ -21,7 +21,8 @@ ZOO = ("mnist_zoo", "mnist_zoo.quiet", "mnist_zoo.errors", "mnist_zoo.cli", "mni
        "mnist_zoo.settings", "mnist_zoo.axes", "mnist_zoo.data", "mnist_zoo.scores",
        "mnist_zoo.models", "mnist_zoo.train")
 SEARCH = ("mnist_zoo.search",)
-REPORTS = ("mnist_zoo.plot", "mnist_zoo.evaluate", "mnist_zoo.predict", "mnist_zoo.export")
+REPORTS = ("mnist_zoo.plot", "mnist_zoo.evaluate", "mnist_zoo.predict", "mnist_zoo.export",
+           "mnist_zoo.demo")
 
 
 def module_names() -> dict[str, Path]:
