@@ -141,6 +141,7 @@ def test_trials_are_logged_for_tensorboard_hparams(tmp_path, digits):
     assert not (tmp_path / "off" / "out" / "tuner" / "grid" / "tensorboard").exists()
 
 
+@pytest.mark.slow  # 28 s measured on the shared 2-core machine
 @pytest.mark.kernels
 def test_split_groups_cut_a_fused_group_into_parts(tmp_path, digits):
     """--split-groups N cuts each fused group into N parts: here one group of 4 into 2 + 2."""
