@@ -9,7 +9,7 @@ from pathlib import Path
 
 import matplotlib
 
-from mnist_zoo.cli import command, output_folder
+from mnist_zoo.cli import Parser, command, output_folder
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._curves import plot_curves
 from mnist_zoo.plot._data import PlotError, Results
@@ -137,7 +137,7 @@ def whole_number(text: str) -> int:
 
 
 def build_parser(description: str = "") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.plot", description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv", metavar="CSV", help="results CSV of mnist_zoo.search (or a lab CSV)")

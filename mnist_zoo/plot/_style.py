@@ -12,14 +12,15 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from mnist_zoo import settings
 from mnist_zoo.order import tie_key
 
 FORMATS = ("png", "svg")
-MISSING = "none"  # label of an empty setting, e.g. momentum for adam
+MISSING = "none"  # label of an empty setting: one that does not apply (SGD's for Adam)
 DPI = 110
-# Values such as "0.001" or "64" need their setting's name to be read; "relu" does not.
-SHORT_NAMES = {"learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "momentum": "mom",
-               "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched"}
+# Values such as "0.001" or "64" need their setting's name to be read; "relu" does not:
+# the settings table's short labels (mnist_zoo.settings).
+SHORT_NAMES = settings.SHORT_NAMES
 # Large searches (thousands of trials) still get charts a person can read, in seconds:
 RANKING_TOP = 100  # bars in the ranking; the 81-trial lab grid still shows whole
 LINES_TOP = 60  # combinations along the x axis of each line-chart panel
