@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_zoo.cli import command, positive_int
+from mnist_zoo.cli import Parser, command, positive_int
 from mnist_zoo.errors import ImageError, ModelError, SettingsError, ZooError
 
 DATASETS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
@@ -407,7 +407,7 @@ def launch(page, host: str = "127.0.0.1", port: int = 7860, share: bool = False)
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.demo", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",

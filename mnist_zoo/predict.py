@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_zoo.cli import command
+from mnist_zoo.cli import Parser, command
 from mnist_zoo.errors import ImageError
 
 SIZE = 28  # the model's input field
@@ -205,7 +205,7 @@ def describe(result: Prediction) -> str:
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.predict", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",

@@ -58,6 +58,7 @@ def smoke(tmp_path_factory, mnist_8k2k):
     return out, result
 
 
+@pytest.mark.slow  # the smoke fixture: a 2-process search, tens of seconds
 def test_smoke_grid_end_to_end(smoke):
     out, result = smoke
     table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
@@ -83,6 +84,7 @@ def test_smoke_grid_end_to_end(smoke):
     assert not (out / "tuner" / "smoke" / "stale.txt").exists()
 
 
+@pytest.mark.slow  # the smoke fixture: a 2-process search, tens of seconds
 def test_top_models_are_exported_and_reload(smoke):
     out, _ = smoke
     table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
@@ -96,6 +98,7 @@ def test_top_models_are_exported_and_reload(smoke):
                                atol=1e-5)
 
 
+@pytest.mark.slow  # the smoke fixture: a 2-process search, tens of seconds
 def test_rerun_of_a_finished_search_trains_nothing(smoke, capsys):
     out, _ = smoke
     code = search_lib.main(["--grid", "smoke", "--out", str(out), "--data-dir", str(MNIST_8K2K),

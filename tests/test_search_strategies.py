@@ -188,6 +188,7 @@ def test_the_oracles_resume_exactly_after_a_kill(strategy, kill_after, between_w
 
 # --------------------------------------------------------------------------- searches
 @pytest.mark.kernels  # LeNet-5s fused: both CPU kernel paths (CI's TF_ENABLE_ONEDNN_OPTS=0 pass)
+@pytest.mark.slow  # (41 s measured) on the shared 2-core machine
 def test_random_search_is_fused_repeated_and_recorded_like_the_grid(tmp_path, digits):
     path = search_file(tmp_path, "rnd", 'strategy = "random"\nmax_trials = 3',
                        f'model = ["lenet5"]\n{RANGE}\noptimizer = ["adam", "sgd"]\n'
@@ -208,6 +209,7 @@ def test_random_search_is_fused_repeated_and_recorded_like_the_grid(tmp_path, di
     assert list((tmp_path / "out" / "tuner" / "rnd" / "tensorboard").glob("trial_*"))
 
 
+@pytest.mark.slow  # (22 s measured) on the shared 2-core machine
 def test_hyperband_goes_on_from_the_earlier_rounds_weights(tmp_path, digits):
     path = search_file(tmp_path, "hb", 'strategy = "hyperband"\nmax_epochs = 3\nfactor = 3',
                        f'model = ["mlp_bp"]\n{RANGE}\nbatch_size = [32]')
@@ -272,6 +274,7 @@ def test_kill_9_of_a_two_job_hyperband_search_then_rerun_runs_every_trial_once(t
     assert sorted(t["status"] for t in trials) == ["COMPLETED"] * 6
 
 
+@pytest.mark.slow  # (63 s measured, its own process) on the shared 2-core machine
 def test_bayesian_search_from_the_command_line_and_a_space_that_runs_out(tmp_path, capsys,
                                                                           mnist_8k2k):
     """--strategy over a file without [search]: Bayesian's Gaussian process proposes the

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
-from mnist_zoo.cli import command, non_negative_int, positive_int
+from mnist_zoo.cli import Parser, command, non_negative_int, positive_int, setting_type
 from mnist_zoo.search.api import search
 from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
 from mnist_zoo.search.space import STRATEGIES
@@ -43,6 +43,7 @@ from mnist_zoo.search.distributed import (DEFAULT_CHIEF_TIMEOUT, check_chief_por
 from mnist_zoo.search.processes import (STOP_FILE_ENV, drop_options, interrupted,
                                         resolve_jobs, run_local_jobs, sigterm_as_interrupt,
                                         stop_search)
+from mnist_zoo.settings import SETTINGS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 RESTARTED_ENV = "MNIST_ZOO_RESTARTED"  # set for a process that replaced itself (os.execv)
@@ -58,18 +59,19 @@ def _percent(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: "--ov" must not mean --overwrite, and the options a restarted
     # process or a worker must not get can then be dropped from argv by their full names.
-    parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = Parser(prog="python -m mnist_zoo.search", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--grid", default="smoke",
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
     data_lib.add_data_arguments(parser)
     parser.add_argument("--out", default="results", help="results folder (default: results/)")
-    parser.add_argument("--epochs", type=positive_int, default=None,
+    # The overrides of the grid's settings, typed and checked by the settings table.
+    parser.add_argument("--epochs", type=setting_type(SETTINGS["epochs"]), default=None,
                         help="override the grid's epochs")
-    parser.add_argument("--subset", type=positive_int, default=None,
+    parser.add_argument("--subset", type=setting_type(SETTINGS["subset"]), default=None,
                         help="train on this many training images (overrides the grid's)")
-    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for data split and weights")
+    parser.add_argument("--seed", type=setting_type(SETTINGS["seed"]), default=None,
+                        help=SETTINGS["seed"].help)
     parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
                         help="run every grid point N times with seeds SEED .. SEED+N-1 (the "
                              "same batches, other initial weights); experiment_summary.csv "

@@ -117,7 +117,8 @@ def print_top(table, objective: str, k: int) -> None:
         _print_top_points(table, objective, k, summary)
         return
     print(f"{summary}; best {len(best)} by {objective}:")
-    print(best[columns].to_string(index=False))
+    # An empty setting is one that does not apply (SGD's for Adam): "none", as the charts say.
+    print(best[columns].to_string(index=False, na_rep="none"))
 
 
 def _print_top_points(table, objective: str, k: int, summary: str) -> None:
@@ -132,7 +133,8 @@ def _print_top_points(table, objective: str, k: int, summary: str) -> None:
         [a for a in AXES if a in points][:1]
     print(f"{summary}; best {len(best)} grid points by mean {objective} over "
           f"{table[REPEAT_AXIS].nunique()} repeats:")
-    print(best[[*varying, mean, std, "completed", "runs"]].round(4).to_string(index=False))
+    print(best[[*varying, mean, std, "completed", "runs"]].round(4).to_string(
+        index=False, na_rep="none"))
 
 
 def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:

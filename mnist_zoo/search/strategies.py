@@ -31,25 +31,14 @@ from mnist_zoo.search._keras_tuner import TrialStatus
 from mnist_zoo.search.grid import REPEAT_AXIS, grid_points
 from mnist_zoo.search.oracle import ResumableGridOracle, ResumeFromRecords, make_hyperparameters
 from mnist_zoo.search.plan import Batches, run_values
-from mnist_zoo.search.space import is_range
+from mnist_zoo.search.space import add_axes
 
 
 def search_space(axes: dict, strategy: str) -> kt.HyperParameters:
-    """keras-tuner's space: a list is a Choice (one value: Fixed), a range an Int or a
-    Float (log-sampled with log = true). Hyperband sets the epochs itself."""
-    hp = kt.HyperParameters()
-    for axis, values in axes.items():
-        if axis == "epochs" and strategy == "hyperband":
-            continue
-        if is_range(values):
-            kind = hp.Float if isinstance(values["min"], float) else hp.Int
-            kind(axis, values["min"], values["max"], step=values.get("step"),
-                 sampling="log" if values["log"] else "linear")
-        elif len(values) == 1:
-            hp.Fixed(axis, values[0])
-        else:
-            hp.Choice(axis, values)
-    return hp
+    """keras-tuner's space (mnist_zoo.search.space.add_axes): a list is a Choice (one
+    value: Fixed), a range an Int or a Float; a setting that applies only beside some
+    values of another is drawn only there. Hyperband sets the epochs itself."""
+    return add_axes(kt.HyperParameters(), axes, strategy)
 
 
 class RepeatsMixin:
