@@ -2,7 +2,8 @@
 
 Three layers, each importing only from those before it:
 
-    the zoo      data.py, axes.py, models/ (registry, builders, pretrained weights, loading),
+    the zoo      settings.py (the table of settings), axes.py, data.py, models/ (registry,
+                 builders, pretrained weights, loading),
                  train/ (fit_models, fused training, train(), recipes), scores.py
     the search   search/ (python -m mnist_zoo.search; its __init__ has the map)
     the reports  plot/, evaluate.py, predict.py

@@ -1,9 +1,11 @@
 """What every command line shares: argparse value types and the runner of `main`.
 
-Used as argparse `type=` functions, a bad value becomes argparse's own one-line usage
-error with exit status 2 (`--epochs: must be a positive whole number, got '0'`), before
-any data is loaded or any folder is written. `@command` wraps each command's `main`:
-a `ZooError` (a user's mistake) becomes `error: <one line>` and exit status 2; any other
+Used as argparse `type=` functions, a bad value becomes one `error:` line with exit
+status 2 (`error: argument --epochs: must be a positive whole number, got '0'`), before
+any data is loaded or any folder is written: `Parser` prints argparse's errors as that one
+line and a hint to --help, without the usage block. `add_settings` adds the settings
+table's options (mnist_zoo.settings). `@command` wraps each command's `main`: a
+`ZooError` (a user's mistake) becomes `error: <one line>` and exit status 2; any other
 exception is a bug and keeps its traceback.
 """
 
@@ -16,6 +18,48 @@ import sys
 from pathlib import Path
 
 from mnist_zoo.errors import SettingsError, ZooError
+from mnist_zoo.settings import Setting, where_it_applies
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, `error: <problem> (see PROG --help)`, as
+    the package's own errors are, instead of a usage block of 5 to 20 lines first."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def add_settings(parser: argparse.ArgumentParser, settings) -> None:
+    """An option per setting of the table (mnist_zoo.settings), --learning-rate for
+    learning_rate, its default None ("not given": a recipe or the table fills it)."""
+    for setting in settings:
+        flags = [setting.option, *([setting.alias] if setting.alias else [])]
+        kind = {} if setting.kind is str else {"type": setting_type(setting)}
+        if isinstance(setting.choices, tuple):
+            kind["choices"] = setting.choices
+        if setting.kind is bool:
+            kind = {"action": argparse.BooleanOptionalAction}
+        where = f"; only for {where_it_applies(setting.name)}" if setting.applies else ""
+        default = "" if setting.default is None else f" (default {setting.default})"
+        parser.add_argument(*flags, default=None, help=setting.help + where + default, **kind)
+
+
+def setting_type(setting: Setting):
+    """An argparse type: the text converted to the setting's kind and checked by it."""
+    def parse(text: str):
+        value = _parse(text, setting.kind, "a number" if setting.kind is float
+                       else "a whole number")
+        problem = setting.check(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"must be {problem.removeprefix('expected ')}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = setting.kind.__name__  # argparse names the type in some messages
+    return parse
 
 
 def command(main):
@@ -58,7 +102,7 @@ def positive_float(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    """A finite number from 0 up to, not including, 1: momentum, dropout."""
+    """A finite number from 0 up to, not including, 1: a probability, a fraction."""
     value = _parse(text, float, "a number")
     if not (math.isfinite(value) and 0 <= value < 1):
         raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")

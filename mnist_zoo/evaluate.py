@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report
 
-from mnist_zoo.cli import command
+from mnist_zoo.cli import Parser, command
 from mnist_zoo.errors import DataError, ModelError, SettingsError, first_line
 from mnist_zoo.scores import crossentropy, score_predictions
 
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mnist_zoo.cli import non_negative_int
     from mnist_zoo.data import add_data_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.evaluate", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",

@@ -327,10 +327,10 @@ def _kb(size: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mnist_zoo.cli import positive_int
+    from mnist_zoo.cli import Parser, positive_int
     from mnist_zoo.data import DATASETS
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.export", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_zoo.cli import command
+from mnist_zoo.cli import Parser, command
 from mnist_zoo.errors import ImageError
 
 SIZE = 28  # the model's input field
@@ -48,16 +48,23 @@ class Prediction:
 
 
 # --------------------------------------------------------------------------- preparation
-def preprocess_image(image: str | os.PathLike | Image.Image) -> np.ndarray:
-    """An image file or PIL image as a (28, 28, 1) float32 MNIST-style digit in [0, 1]."""
+def preprocess_image(image: str | os.PathLike | Image.Image, box: int = BOX,
+                     by_mass: bool = True) -> np.ndarray:
+    """An image file or PIL image as a (28, 28, 1) float32 MNIST-style digit in [0, 1].
+
+    box=SIZE, by_mass=False is Fashion-MNIST's preparation: the item's longer side scaled
+    to 28 and its bounding box centred (digits' 20x20 costs a Fashion-MNIST model about a
+    fifth of its accuracy: cnn_bn 74 % against 95 % on 300 test images).
+    """
     pixels = _grey_levels(_open(image))
     # Ink darker than its background (a border brighter than the image's mean) is ink on
     # paper, even grey paper in a dim photo; MNIST has light ink on black.
     if np.median(_border(pixels)) > pixels.mean():
         pixels = 1.0 - pixels
     ink = _remove_background(pixels)
-    digit = _fit_box(_crop_to_ink(ink), BOX)
-    return _centre_by_mass(digit, SIZE)[..., None].astype(np.float32)
+    digit = _fit_box(_crop_to_ink(ink), box)
+    placed = _centre_by_mass(digit, SIZE) if by_mass else _centre_box(digit, SIZE)
+    return placed[..., None].astype(np.float32)
 
 
 def _open(image) -> Image.Image:
@@ -147,6 +154,15 @@ def _centre_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
     return field
 
 
+def _centre_box(item: np.ndarray, size: int) -> np.ndarray:
+    """Paste `item` into a size x size field with its bounding box centred."""
+    height, width = item.shape
+    top, left = (size - height) // 2, (size - width) // 2
+    field = np.zeros((size, size), dtype=np.float32)
+    field[top:top + height, left:left + width] = item
+    return field
+
+
 # --------------------------------------------------------------------------- prediction
 def predict(model, images) -> list[Prediction]:
     """Predict each image (paths or PIL images) with `model` (a path or a loaded model).
@@ -189,7 +205,7 @@ def describe(result: Prediction) -> str:
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.predict", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",

@@ -69,3 +69,48 @@ def failed(table: pd.DataFrame, rows, status: str = "failed",
     table.loc[index, METRICS] = np.nan
     table.loc[index, ["status", "error", "history_path", "model_path"]] = [status, error, "", ""]
     return table
+
+
+def random_table(rows: int = 100, accuracy=None, seed: int = 0, **categories) -> pd.DataFrame:
+    """What a random search over learning_rate = {min 1e-4, max 0.1, log} and momentum =
+    {min 0, max 0.95} writes: `rows` completed trials, rates log-uniform, momentum uniform,
+    and each of `categories` (name=[values]) drawn uniformly.
+
+    accuracy(learning_rate, momentum, row) -> validation accuracy (default: the rate alone
+    decides, best near 0.01, and momentum adds nothing)."""
+    rng = np.random.default_rng(seed)
+    drawn = {"learning_rate": 10 ** rng.uniform(-4, -1, rows),
+             "momentum": rng.uniform(0, 0.95, rows),
+             **{name: rng.choice(values, rows) for name, values in categories.items()}}
+    table = results_table({})
+    table = table.loc[[0] * rows].reset_index(drop=True)
+    table["trial_id"] = [f"{i:04d}" for i in range(rows)]
+    for name, values in drawn.items():
+        table[name] = values
+    accuracy = accuracy or (lambda lr, momentum, row: 0.97 - 0.1 * (np.log10(lr) + 2) ** 2)
+    values = np.array([accuracy(lr, m, row) for lr, m, row in
+                       zip(table["learning_rate"], table["momentum"], table.to_dict("records"))])
+    table["val_accuracy"] = np.clip(values + rng.normal(0, 0.003, rows), 0, 1)
+    table["seed"] = 0
+    return table
+
+
+def hyperband_table() -> pd.DataFrame:
+    """A Hyperband search's rows: 6 configurations (learning_rate x optimizer) run for 1
+    epoch in round 0; the best 2 go on to 3 epochs in round 1 (rows of their own, continued
+    from the earlier trial), a higher accuracy each."""
+    rows = []
+    configurations = [(0.1, "sgd", 0.80), (0.01, "sgd", 0.90), (0.001, "sgd", 0.70),
+                      (0.1, "adam", 0.60), (0.01, "adam", 0.85), (0.001, "adam", 0.95)]
+    for number, (rate, optimizer, accuracy) in enumerate(configurations):
+        rows.append({"trial_id": f"{number:04d}", "learning_rate": rate, "optimizer": optimizer,
+                     "epochs": 1, "bracket": 1, "round": 0, "initial_epoch": 0,
+                     "continued_from": "", "val_accuracy": accuracy})
+    for number, earlier in ((6, 5), (7, 1)):
+        rate, optimizer, accuracy = configurations[earlier]
+        rows.append({"trial_id": f"{number:04d}", "learning_rate": rate, "optimizer": optimizer,
+                     "epochs": 3, "bracket": 1, "round": 1, "initial_epoch": 1,
+                     "continued_from": f"{earlier:04d}", "val_accuracy": accuracy + 0.03})
+    table = pd.DataFrame(rows)
+    table["status"], table["seconds"] = "completed", 2.0
+    return table

@@ -18,10 +18,11 @@ from mnist_zoo.errors import ZooError
 PACKAGE = Path(mnist_zoo.__file__).resolve().parent
 # The layers, bottom up: a module may import from its own layer and the ones below.
 ZOO = ("mnist_zoo", "mnist_zoo.quiet", "mnist_zoo.errors", "mnist_zoo.cli", "mnist_zoo.files",
-       "mnist_zoo.axes", "mnist_zoo.data", "mnist_zoo.scores", "mnist_zoo.models",
-       "mnist_zoo.train")
+       "mnist_zoo.settings", "mnist_zoo.axes", "mnist_zoo.data", "mnist_zoo.scores",
+       "mnist_zoo.models", "mnist_zoo.train")
 SEARCH = ("mnist_zoo.search",)
-REPORTS = ("mnist_zoo.plot", "mnist_zoo.evaluate", "mnist_zoo.predict", "mnist_zoo.export")
+REPORTS = ("mnist_zoo.plot", "mnist_zoo.evaluate", "mnist_zoo.predict", "mnist_zoo.export",
+           "mnist_zoo.demo")
 
 
 def module_names() -> dict[str, Path]:
@@ -118,6 +119,7 @@ def test_the_light_modules_load_no_tensorflow():
     for TensorFlow."""
     light = ["mnist_zoo.search", "mnist_zoo.search.table", "mnist_zoo.search.grid",
              "mnist_zoo.models.pretrained", "mnist_zoo.models.saved", "mnist_zoo.axes",
+             "mnist_zoo.settings",
              "mnist_zoo.errors", "mnist_zoo.files", "mnist_zoo.cli"]
     code = (f"import importlib, sys\nfor name in {light!r}:\n    importlib.import_module(name)\n"
             "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

@@ -57,7 +57,7 @@ def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
     res = plot.load_results(csv)
     heatmaps = {f"heatmap_{rows}_x_{cols}.png" for rows, cols, _ in plot.chosen_pairs(res)}
     # dropout has the fewest values (3, as activation and optimizer, and comes last)
-    assert set(charts) == {"ranking.png", "lines_by_dropout.png", "parallel_coordinates.png",
+    assert set(charts) == {"ranking.png", "importance.png", "lines_by_dropout.png", "parallel_coordinates.png",
                            "optimizer_x_activation.png", "what_matters.png", *heatmaps}
     assert len(heatmaps) == 3
     for path in charts.values():  # also opens each one: no decompression-bomb warning or error

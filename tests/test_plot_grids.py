@@ -57,11 +57,12 @@ def test_charts_of_grids_with_1_to_5_settings(n_axes, repeats, tmp_path, no_rend
     assert len(heatmaps) == min(math.comb(n_axes, 2), 3)  # every pair, at most the top 3
     if n_axes == 1:
         assert names == {"ranking", "what_matters", "optimisation_history", "report"}
+        assert any(note.startswith("slice: no setting is continuous") for note in notes)
         assert any("need two settings that vary" in note and "only learning rate" in note
                    for note in notes)
     else:
         colour, _, _ = plot._axes.line_roles(res)
-        assert names == {"ranking", f"lines_by_{colour}", "parallel_coordinates",
+        assert names == {"ranking", "importance", f"lines_by_{colour}", "parallel_coordinates",
                          "what_matters", "optimisation_history", "report", *heatmaps}
         counts = {axis: res.trials[axis].nunique() for axis in res.axes}
         assert counts[colour] == min(counts.values())  # the fewest lines

@@ -21,6 +21,11 @@ from mnist_zoo.search.table import SUMMARY_CSV, summarize
 LAB_CAPTIONS = [
     "All 16 completed trials, best on top; colours show optimizer, whose values differ most "
     "on average.",
+    "Importance of each setting: a random forest learns validation accuracy from the settings "
+    "of the 16 trials; a setting's bar is how much worse it predicts when that setting's "
+    "values are shuffled, as a share of all settings' together (scikit-learn's permutation "
+    "importance, as Weights and Biases ranks parameters). It says what decides the result, "
+    "not in which direction: the slice, what-matters and heatmap charts show that.",
     "Each line is one batch size; along the x axis every combination of activation, learning "
     "rate, optimizer, best first; trials past the threshold (50.0%) are left out, so lines "
     "break where a setting failed.",

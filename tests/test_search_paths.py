@@ -84,6 +84,8 @@ EXTRA_AXES = {
     "augment": ('augment = ["none", "rotate+translate"]', "lenet5"),
     "lr_schedule": ('optimizer = ["sgd"]\nlearning_rate = [0.1]\n'
                     'lr_schedule = ["constant", "cosine"]', "mlp_bp"),
+    "nesterov": ('optimizer = ["sgd"]\nlearning_rate = [0.05]\nmomentum = [0.9]\n'
+                 'nesterov = [false, true]', "mlp_bp"),
 }
 
 
@@ -139,6 +141,7 @@ def test_trials_are_logged_for_tensorboard_hparams(tmp_path, digits):
     assert not (tmp_path / "off" / "out" / "tuner" / "grid" / "tensorboard").exists()
 
 
+@pytest.mark.slow  # 28 s measured on the shared 2-core machine
 @pytest.mark.kernels
 def test_split_groups_cut_a_fused_group_into_parts(tmp_path, digits):
     """--split-groups N cuts each fused group into N parts: here one group of 4 into 2 + 2."""
@@ -190,3 +193,38 @@ def test_a_process_with_nothing_left_to_train_does_not_restart(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert not tuner.trainer.work_left()
     assert tuner.trainer.work_left()
+
+
+def test_a_setting_is_not_crossed_where_it_does_not_apply(tmp_path, digits, capsys):
+    """Issue #30: optimizer = [sgd, adam] with momentum = [0.0, 0.9] trained Adam twice
+    (make_optimizer ignores momentum for Adam), and the charts showed two Adam cells that
+    differed only by noise. Now 3 trials, momentum left empty for Adam; with repeats the
+    summary has 3 points, Adam's with an empty momentum."""
+    axes = ('model = ["mlp_bp"]\noptimizer = ["sgd", "adam"]\nlearning_rate = [0.05]\n'
+            'momentum = [0.0, 0.9]\nepochs = [1]')
+    table = run_grid(tmp_path, axes, digits, repeats=2, show_top=3)
+    assert len(table) == 6 and (table["status"] == "completed").all()
+    assert table.groupby("optimizer")["repeat"].count().to_dict() == {"adam": 2, "sgd": 4}
+    adam = table[table["optimizer"] == "adam"]
+    assert adam["momentum"].isna().all()
+    assert sorted(table.loc[table["optimizer"] == "sgd", "momentum"].unique()) == [0.0, 0.9]
+    lines = (tmp_path / "out" / "experiment_results.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    assert [c["momentum"] for c in cells if c["optimizer"] == "adam"] == ["", ""]
+    summary = pd.read_csv(tmp_path / "out" / "experiment_summary.csv")
+    assert len(summary) == 3 and summary["runs"].tolist() == [2, 2, 2]
+    assert summary.loc[summary["optimizer"] == "adam", "momentum"].isna().all()
+    # The three trained together (they share their batches), as before.
+    assert (table["trained_with"] == 6).all()
+    # The printed best points say "none" for Adam's momentum, as the charts do.
+    header, *top = capsys.readouterr().out.split("best 3 grid points")[1].splitlines()[1:5]
+    assert header.split()[:2] == ["optimizer", "momentum"]
+    assert sorted(tuple(line.split()[:2]) for line in top) == [
+        ("adam", "none"), ("sgd", "0.0"), ("sgd", "0.9")]
+    # The charts label Adam's momentum "none": 3 points, not a fourth Adam cell.
+    res = plot.load_results(tmp_path / "out" / "experiment_results.csv")
+    assert res.axes == ["optimizer", "momentum"]
+    assert sorted(set(plot.trial_labels(res.trials, res.axes, unique=False))) == [
+        "adam · mom none", "sgd · mom 0", "sgd · mom 0.9"]
+    assert len(res.points) == 3

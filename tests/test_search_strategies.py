@@ -188,6 +188,7 @@ def test_the_oracles_resume_exactly_after_a_kill(strategy, kill_after, between_w
 
 # --------------------------------------------------------------------------- searches
 @pytest.mark.kernels  # LeNet-5s fused: both CPU kernel paths (CI's TF_ENABLE_ONEDNN_OPTS=0 pass)
+@pytest.mark.slow  # (41 s measured) on the shared 2-core machine
 def test_random_search_is_fused_repeated_and_recorded_like_the_grid(tmp_path, digits):
     path = search_file(tmp_path, "rnd", 'strategy = "random"\nmax_trials = 3',
                        f'model = ["lenet5"]\n{RANGE}\noptimizer = ["adam", "sgd"]\n'
@@ -208,6 +209,7 @@ def test_random_search_is_fused_repeated_and_recorded_like_the_grid(tmp_path, di
     assert list((tmp_path / "out" / "tuner" / "rnd" / "tensorboard").glob("trial_*"))
 
 
+@pytest.mark.slow  # (22 s measured) on the shared 2-core machine
 def test_hyperband_goes_on_from_the_earlier_rounds_weights(tmp_path, digits):
     path = search_file(tmp_path, "hb", 'strategy = "hyperband"\nmax_epochs = 3\nfactor = 3',
                        f'model = ["mlp_bp"]\n{RANGE}\nbatch_size = [32]')
@@ -272,6 +274,7 @@ def test_kill_9_of_a_two_job_hyperband_search_then_rerun_runs_every_trial_once(t
     assert sorted(t["status"] for t in trials) == ["COMPLETED"] * 6
 
 
+@pytest.mark.slow  # (63 s measured, its own process) on the shared 2-core machine
 def test_bayesian_search_from_the_command_line_and_a_space_that_runs_out(tmp_path, capsys,
                                                                           mnist_8k2k):
     """--strategy over a file without [search]: Bayesian's Gaussian process proposes the
@@ -309,3 +312,80 @@ def test_hyperband_records_a_round_that_would_go_on_from_a_diverged_run(tmp_path
     assert child["epochs_run"] == 1  # the diverged parent's one epoch, nothing added
     models = tmp_path / "out" / "models"
     assert not models.exists() or not any(models.iterdir())
+
+
+# --------------------------------------------------------------------------- growing (#29)
+def grow(project: Path, strategy: str, budgets: list[int]) -> list[tuple]:
+    """Run the oracle as hand_out does, stopping at each budget (max_trials, or Hyperband's
+    iterations) and reloading it with the next: a search rerun with a larger budget."""
+    budget_key = "iterations" if strategy == "hyperband" else "max_trials"
+    axes = BAYESIAN_AXES if strategy == "bayesian" else AXES
+    done = []
+    for number, budget in enumerate(budgets):
+        oracle = make_oracle(axes, {**SEARCHES[strategy], budget_key: budget}, seed=0,
+                             max_failures=3, objective=kt.Objective("val_accuracy", "max"))
+        oracle._set_project_dir(str(project.parent), project.name)
+        oracle.verbose = 0
+        if number:
+            oracle.reload()
+        while (trial := oracle.create_trial("tuner0")).status != "STOPPED":
+            run = run_values(trial.hyperparameters.values)
+            record = project / f"trial_{trial.trial_id}" / "result.json"
+            if not record.exists():  # else recorded before: reported, not rerun (hand_out)
+                record_trial({"trial_id": trial.trial_id, "status": "completed",
+                              "val_accuracy": score(run)}, record.parent)
+                done.append((trial.trial_id, run))
+            oracle.update_trial(trial.trial_id, {"val_accuracy": score(run)})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+    return done
+
+
+@pytest.mark.parametrize("strategy, budgets", [("random", [4, 6]), ("bayesian", [13, 16]),
+                                               ("hyperband", [1, 2])])
+def test_a_grown_search_proposes_what_a_search_of_that_size_from_the_start_does(
+        strategy, budgets, tmp_path):
+    """Bayesian grows after its 12 random points, so its Gaussian process proposes on."""
+    grown = grow(tmp_path / "grown", strategy, budgets)
+    assert grown == grow(tmp_path / "whole", strategy, budgets[-1:])
+    assert len(grown) > len(grow(tmp_path / "small", strategy, budgets[:1]))
+
+
+def test_a_finished_random_search_grows_by_the_trials_asked_for(tmp_path, digits, capsys):
+    """Issue #29: --max-trials 12 on a finished 8-trial random search was refused (and
+    --overwrite threw the 8 away): now it runs exactly 4 more, the 8 rows untouched, and
+    draws what a 12-trial search draws. Smaller is refused; so is another search, by name."""
+    path = search_file(tmp_path, "grow", 'strategy = "random"\nmax_trials = 8',
+                       f'model = ["mlp_bp"]\n{RANGE}\noptimizer = ["adam", "sgd"]\n'
+                       "batch_size = [64]\nepochs = [1]")
+    out = tmp_path / "out"
+    run = dict(data=digits, out=out, verbose=0, export_top=0, tensorboard=False)
+    first = search_lib.search(str(path), **run)
+    records = {p: p.read_text() for p in out.glob("tuner/grow/trial_*/result.json")}
+    capsys.readouterr()
+    grown = search_lib.search(str(path), max_trials=12, **run)
+    trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(first) == 8 and len(grown) == 12 and len(trained) == 4
+    assert trained[0].startswith("[9/12]") and (grown["status"] == "completed").all()
+    pd.testing.assert_frame_equal(grown.head(8), first)
+    assert {p: p.read_text() for p in records} == records
+    # The proposals of a 12-trial search from the start (its oracle only: no training).
+    oracle = make_oracle(load_grid(str(path))["axes"], {"strategy": "random", "max_trials": 12},
+                         seed=0, max_failures=3, objective=kt.Objective("val_accuracy", "max"))
+    oracle._set_project_dir(str(tmp_path / "fresh"), "grow")
+    oracle.verbose = 0
+    proposed = []
+    while (trial := oracle.create_trial("tuner0")).status != "STOPPED":
+        proposed.append(trial.hyperparameters.values)
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})  # random: scores unused
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert grown["optimizer"].tolist() == [p["optimizer"] for p in proposed]
+    assert grown["learning_rate"].tolist() == pytest.approx([p["learning_rate"] for p in proposed])
+
+    with pytest.raises(GridError, match=r"holds a random search with max_trials 12; it can "
+                                        r"grow, not shrink.*--max-trials 12 or more"):
+        search_lib.search(str(path), max_trials=10, **run)
+    with pytest.raises(GridError, match=r"another grid: axis epochs \[1\] -> \[2\]; max_trials "
+                                        r'12 -> 8; strategy "random" -> "bayesian"; rerun it'):
+        search_lib.search(str(path), strategy="bayesian", epochs=2, **run)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import keras
 
 from mnist_zoo.errors import SettingsError
-
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-LR_SCHEDULES = ("constant", "exponential", "cosine")
+from mnist_zoo.settings import DEFAULTS, LR_SCHEDULES, OPTIMIZERS
 
 
 def make_learning_rate(learning_rate: float, lr_schedule: str = "constant",
@@ -27,18 +25,22 @@ def make_learning_rate(learning_rate: float, lr_schedule: str = "constant",
                         f"{', '.join(LR_SCHEDULES)}")
 
 
-def make_optimizer(name: str, learning_rate: float, *, momentum: float = 0.0,
-                   lr_schedule: str = "constant", decay_steps: int = 1000):
-    """An optimizer object carrying the learning rate.
+def make_optimizer(optimizer: str = DEFAULTS["optimizer"],
+                   learning_rate: float = DEFAULTS["learning_rate"], *,
+                   momentum: float = DEFAULTS["momentum"],
+                   lr_schedule: str = DEFAULTS["lr_schedule"],
+                   nesterov: bool = DEFAULTS["nesterov"], decay_steps: int = 1000):
+    """An optimizer object carrying the learning rate; the settings table's optimizer
+    settings (mnist_zoo.settings) are its keyword arguments, each used where it applies.
 
     Passing the optimizer by name (`compile(optimizer='adam')`) silently uses
     Keras' default rate; building the object is what makes the rate count.
     """
     rate = make_learning_rate(learning_rate, lr_schedule, decay_steps)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum)
-    if name == "adam":
+    if optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum, nesterov=nesterov)
+    if optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=rate)
-    if name == "rmsprop":
+    if optimizer == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=rate, momentum=momentum)
-    raise SettingsError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise SettingsError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -16,8 +16,8 @@ import keras
 from mnist_zoo.errors import SettingsError
 from mnist_zoo.models import pretrained
 from mnist_zoo.models.optimizers import make_optimizer
+from mnist_zoo.settings import ACTIVATIONS, in_group
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "leaky_relu", "swish")
 
 _REGISTRY: dict[str, Callable[..., keras.Model]] = {}
 
@@ -45,19 +45,22 @@ def _get_builder(name: str):
     return _REGISTRY[name]
 
 
-def build_model(name: str, *, optimizer: str = "adam", learning_rate: float = 1e-3,
-                momentum: float = 0.0, lr_schedule: str = "constant", decay_steps: int = 1000,
-                compile: bool = True, steps_per_execution: int = 1, jit_compile="auto",
-                weights: str | None = None, **settings) -> keras.Model:
+def build_model(name: str, *, decay_steps: int = 1000, compile: bool = True,
+                steps_per_execution: int = 1, jit_compile="auto", weights: str | None = None,
+                **settings) -> keras.Model:
     """Build a registered model and compile it for sparse integer labels.
 
-    settings go to the builder (activation, dropout, pooling, ...); unknown ones
-    raise a SettingsError (a ValueError) that lists the accepted ones.
+    settings: the builder's (activation, pooling, ...) and the optimizer's
+    (optimizer, learning_rate and the settings table's other optimizer settings, which
+    go to make_optimizer); unknown ones raise a SettingsError (a ValueError) that lists
+    the accepted ones.
     weights: None for a fresh model, or the dataset of shipped pretrained weights
     ("mnist", "fashion_mnist"); the builder then gets the settings they were trained
     with, and a different one raises a SettingsError.
     """
     builder = _get_builder(name)
+    compile_settings = {key: settings.pop(key) for key in in_group("optimizer")
+                        if key in settings}
     weights_file = None
     if weights is not None:
         weights_file, settings = pretrained.settings_for(name, weights, settings)
@@ -65,7 +68,7 @@ def build_model(name: str, *, optimizer: str = "adam", learning_rate: float = 1e
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise SettingsError(f"model {name!r} does not take {unknown}; it accepts {accepted} "
-                            "plus optimizer, learning_rate, momentum, lr_schedule")
+                            f"plus {', '.join(in_group('optimizer'))}")
     if "activation" in settings:
         check_activation(settings["activation"])
     model = builder(**settings)
@@ -73,8 +76,7 @@ def build_model(name: str, *, optimizer: str = "adam", learning_rate: float = 1e
         model.load_weights(weights_file)
     if compile:
         model.compile(
-            optimizer=make_optimizer(optimizer, learning_rate, momentum=momentum,
-                                     lr_schedule=lr_schedule, decay_steps=decay_steps),
+            optimizer=make_optimizer(decay_steps=decay_steps, **compile_settings),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             steps_per_execution=steps_per_execution,

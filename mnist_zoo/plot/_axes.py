@@ -147,12 +147,15 @@ def line_roles(res) -> tuple[str, str | None, list[str]] | None:
     colour: the setting with the fewest values (fewest lines); on a tie the later in the
     grid's order (settings run from the model out to its training, so the lab's batch size).
     panel: only when the other settings make more than LINES_TOP combinations, the one that
-    matters most, so that each panel's lines share a level. across: the rest, along x."""
-    if len(res.axes) < 2:
+    matters most, so that each panel's lines share a level. across: the rest, along x.
+    Continuous settings take none of these places (a line per draw, or draws as categories
+    along x, would hide the shape the slice chart shows): the lines average over them."""
+    categorical = [axis for axis in res.axes if axis not in res.continuous]
+    if len(categorical) < 2:
         return None
     counts = value_counts(res)
-    colour = min(res.axes, key=lambda axis: (counts[axis], -res.axes.index(axis)))
-    others = [axis for axis in res.axes if axis != colour]
+    colour = min(categorical, key=lambda axis: (counts[axis], -res.axes.index(axis)))
+    others = [axis for axis in categorical if axis != colour]
     panel = None
     if len(others) > 1 and math.prod(counts[axis] for axis in others) > style.LINES_TOP:
         effects = res.effects()

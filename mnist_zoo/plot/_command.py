@@ -9,27 +9,35 @@ from pathlib import Path
 
 import matplotlib
 
-from mnist_zoo.cli import command, output_folder
+from mnist_zoo.cli import Parser, command, output_folder
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._curves import plot_curves
 from mnist_zoo.plot._data import PlotError, Results
 from mnist_zoo.plot._history import plot_history
+from mnist_zoo.plot._importance import Importance, importance_data, plot_importance
 from mnist_zoo.plot._interactions import TOP_PAIRS, plot_interactions
+from mnist_zoo.plot._kinds import CONTINUOUS_VALUES
 from mnist_zoo.plot._lines import plot_lines
 from mnist_zoo.plot._optimizer_activation import plot_optimizer_activation
 from mnist_zoo.plot._parallel_coordinates import plot_parallel_coordinates
 from mnist_zoo.plot._ranking import plot_ranking
 from mnist_zoo.plot._read import left_out, load_results, normalise_column
 from mnist_zoo.plot._report import write_report
+from mnist_zoo.plot._slice import plot_slice
 from mnist_zoo.plot._what_matters import plot_what_matters
 
 
 def draw_charts(res: Results, out: Path, fmt: str = "png", top: int = 5,
                 pairs: list[tuple[str, str]] | None = None,
-                top_pairs: int = TOP_PAIRS) -> tuple[list[style.Chart], list[str]]:
-    """Every chart the results allow, and a line for each chart left out saying why."""
+                top_pairs: int = TOP_PAIRS, importance: Importance | None = None
+                ) -> tuple[list[style.Chart], list[str]]:
+    """Every chart the results allow, and a line for each chart left out saying why.
+
+    importance: importance_data(res), where the caller has it already."""
+    importance = importance_data(res) if importance is None else importance
     with matplotlib.rc_context(style.STYLE):
-        charts = [*plot_ranking(res, out, fmt), *plot_lines(res, out, fmt),
+        charts = [*plot_ranking(res, out, fmt), *plot_importance(res, out, fmt, importance),
+                  *plot_slice(res, out, fmt, importance.shares), *plot_lines(res, out, fmt),
                   *plot_interactions(res, out, fmt, pairs, top_pairs),
                   *plot_parallel_coordinates(res, out, fmt),
                   *plot_optimizer_activation(res, out, fmt),
@@ -45,8 +53,16 @@ def not_drawn(res: Results, charts: list[style.Chart], top: int) -> list[str]:
         varies = f"only {style.name(res.axes[0])}" if res.axes else "no setting"
         notes.append("lines, heatmaps and parallel coordinates: they need two settings that "
                      f"vary, and these {res.unit}s vary {varies}")
+    elif len(res.categorical) < 2:
+        continuous = " and ".join(map(style.name, res.continuous))
+        notes.append(f"lines: they need two settings that are categories, and {continuous} "
+                     f"{'is' if len(res.continuous) == 1 else 'are'} continuous (the slice "
+                     "chart shows them on number lines)")
     elif not any(name.startswith("lines_by_") for name in names):
         notes.append(f"lines: no {res.unit} passes the threshold {res.format(res.threshold)}")
+    if "slice" not in names and res.axes:
+        notes.append("slice: no setting is continuous (a setting is when it came from a range "
+                     f"or has more than {CONTINUOUS_VALUES} numeric values)")
     if "optimisation_history" not in names:
         notes.append("optimisation history: the CSV has no seconds column")
     if top > 0 and "training_curves" not in names:
@@ -56,7 +72,7 @@ def not_drawn(res: Results, charts: list[style.Chart], top: int) -> list[str]:
     return notes
 
 
-def run_plot(csv_path, out_dir="results/plots", metric: str = "val_accuracy",
+def run_plot(csv_path, out_dir=None, metric: str = "val_accuracy",
              threshold: float | None = None, fmt: str = "png", top: int = 5,
              pairs: list[tuple[str, str]] | None = None,
              top_pairs: int = TOP_PAIRS) -> tuple[list[Path], list[str]]:
@@ -66,9 +82,11 @@ def run_plot(csv_path, out_dir="results/plots", metric: str = "val_accuracy",
     if threshold is not None and not math.isfinite(threshold):
         raise PlotError(f"--threshold must be a finite number, got {threshold}")
     res = load_results(csv_path, metric, threshold)
-    out = output_folder(out_dir, PlotError)
-    charts, notes = draw_charts(res, out, fmt, top, pairs, top_pairs)
-    report = write_report(res, charts, out, notes)
+    out = output_folder(Path(csv_path).parent / "plots" if out_dir is None else out_dir,
+                        PlotError)
+    importance = importance_data(res)
+    charts, notes = draw_charts(res, out, fmt, top, pairs, top_pairs, importance)
+    report = write_report(res, charts, out, notes, importance)
     reasons = left_out(res)
     if len(reasons):
         counts = ", ".join(f"{n} {reason}" for reason, n in reasons.value_counts().items())
@@ -77,11 +95,12 @@ def run_plot(csv_path, out_dir="results/plots", metric: str = "val_accuracy",
     return [chart.path for chart in charts] + [report], notes
 
 
-def plot_results(csv_path, out_dir="results/plots", metric: str = "val_accuracy",
+def plot_results(csv_path, out_dir=None, metric: str = "val_accuracy",
                  threshold: float | None = None, fmt: str = "png", top: int = 5,
                  pairs: list[tuple[str, str]] | None = None,
                  top_pairs: int = TOP_PAIRS) -> list[Path]:
-    """Write every chart the CSV allows and report.html into out_dir; return their paths.
+    """Write every chart the CSV allows and report.html into out_dir (default: plots/
+    beside the CSV); return their paths.
 
     pairs: the heatmaps to draw, as (rows, columns) settings, instead of the `top_pairs`
     pairs that interact most."""
@@ -118,11 +137,13 @@ def whole_number(text: str) -> int:
 
 
 def build_parser(description: str = "") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # one-line errors
         prog="python -m mnist_zoo.plot", description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv", metavar="CSV", help="results CSV of mnist_zoo.search (or a lab CSV)")
-    parser.add_argument("--out", default="results/plots", help="output folder")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: plots/ beside the CSV, so "
+                             "results/plots for results/experiment_results.csv)")
     parser.add_argument("--metric", default="val_accuracy",
                         help="column to chart, e.g. val_accuracy, test_accuracy or val_loss "
                              "(lower is better for losses)")

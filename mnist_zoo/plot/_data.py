@@ -11,6 +11,7 @@ from matplotlib.ticker import FuncFormatter
 
 from mnist_zoo.errors import PlotError  # noqa: F401  (plot's modules import it from here)
 from mnist_zoo.order import best_first, largest_first
+from mnist_zoo.plot._kinds import bin_labels
 from mnist_zoo.plot._style import name
 from mnist_zoo.search.table import lower_is_better
 
@@ -34,10 +35,34 @@ class Results:
     # else `trials` itself, so that a CSV without repeats charts exactly as before.
     points: pd.DataFrame | None = None
     repeats: bool = False
+    # Settings drawn on a number line (slices, contours), each with its log flag; the
+    # others are categories (_kinds has the rule).
+    continuous: dict[str, bool] = dataclasses.field(default_factory=dict)
+    # Hyperband: the column of each trial's budget (epochs), charted instead of compared
+    # as a setting; each configuration is charted once, at its last round.
+    budget: str | None = None
 
     def __post_init__(self):
         if self.points is None:
             self.points = self.trials
+
+    @property
+    def categorical(self) -> list[str]:
+        return [axis for axis in self.axes if axis not in self.continuous]
+
+    def binned(self) -> "Results":
+        """These results with each continuous setting cut into quantile bins (ordered
+        categories), for the charts that need a few values per setting; itself without one."""
+        if not self.continuous:
+            return self
+        if getattr(self, "_binned", None) is None:
+            def cut(frame):
+                return frame.assign(**{axis: bin_labels(frame[axis]) for axis in self.continuous})
+            self._binned = dataclasses.replace(
+                self, trials=cut(self.trials),
+                points=cut(self.points) if self.points is not self.trials else None,
+                continuous={})
+        return self._binned
 
     @property
     def unit(self) -> str:
@@ -102,7 +127,10 @@ class Results:
 
     def effects(self) -> dict[str, float]:
         """How far apart the mean metric of each setting's values lie, largest first
-        (over grid points' means with repeats, so a point counts once however often it ran)."""
+        (over grid points' means with repeats, so a point counts once however often it ran;
+        continuous settings by their bins)."""
+        if self.continuous:  # a value per run would make every spread the range of runs
+            return self.binned().effects()
         spreads = {}
         for axis in self.axes:
             means = self.points.groupby(axis, observed=True)[self.metric].mean()

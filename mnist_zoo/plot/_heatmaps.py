@@ -60,6 +60,9 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str, cols_axis: 
     elif res.repeats:
         caption += (f" Each cell is one grid point: mean ± standard deviation over its "
                     f"repeats ({res.n_text()})" + (", in percent." if res.is_accuracy else "."))
+    if sum(cells.size for _, cells, _ in panels) > style.MAX_CELL_TEXTS:
+        caption += (f" More than {style.MAX_CELL_TEXTS} cells: they show their colour "
+                    "without a number.")
     caption = f"{about} {caption}" if about else caption
     stem = f"heatmap_{rows_axis}_x_{cols_axis}"
     return [style.Chart(style.save(fig, out, stem, fmt), caption, fig)]
@@ -76,8 +79,13 @@ def _heatmap_grid(res: Results, panels: list, rows_axis: str, cols_axis: str,
     n_rows_cells = len(res.points[rows_axis].cat.categories)
     n_cols_cells = len(res.points[cols_axis].cat.categories)
     cell_width = 0.95 if res.repeats and not pooled else 0.62  # room for "87.4 ± 0.3"
+    cell_height = 0.42
+    # Many cells: smaller ones, without numbers, inside MAX_INCHES (the colour still reads).
+    annotate = sum(cells.size for _, cells, _ in panels) <= style.MAX_CELL_TEXTS
+    cell_width = min(cell_width, (style.MAX_INCHES - 1.6 - ncols) / (ncols * n_cols_cells))
+    cell_height = min(cell_height, (style.MAX_INCHES - 1.2 - nrows) / (nrows * n_rows_cells))
     fig = Figure(figsize=(ncols * (cell_width * n_cols_cells + 1.0) + 1.6,
-                          nrows * (0.42 * n_rows_cells + 1.0) + 1.2), layout="constrained")
+                          nrows * (cell_height * n_rows_cells + 1.0) + 1.2), layout="constrained")
     fig.get_layout_engine().set(hspace=0.04, wspace=0.03)
     axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     for ax in axes.ravel()[len(panels):]:
@@ -85,7 +93,7 @@ def _heatmap_grid(res: Results, panels: list, rows_axis: str, cols_axis: str,
     empty_cells = any_pruned = False
     for ax, (key, cells, spread) in zip(axes.ravel(), panels):
         pruned = pruned_cells(res, cells, rows_axis, cols_axis, dict(zip(panel_axes, key)))
-        empty_cells |= draw_heatmap(ax, res, cells, norm, spread, pruned)
+        empty_cells |= draw_heatmap(ax, res, cells, norm, spread, annotate, pruned)
         any_pruned |= hatch_pruned(ax, pruned)
         ax.set_title(" · ".join(value_text(axis, str(value))
                                 for axis, value in zip(panel_axes, key)), fontsize=10)
@@ -99,16 +107,18 @@ def _heatmap_grid(res: Results, panels: list, rows_axis: str, cols_axis: str,
 
 
 def draw_heatmap(ax, res, cells: pd.DataFrame, norm: Normalize,
-                 spread: pd.DataFrame | None = None, pruned: pd.DataFrame | None = None) -> bool:
+                 spread: pd.DataFrame | None = None, annotate: bool = True,
+                 pruned: pd.DataFrame | None = None) -> bool:
     """One annotated heatmap panel of `cells` (rows x columns); True if a cell is empty.
 
-    spread: the standard deviation of each cell, written as "87.4 ± 0.3"; pruned: a label
-    for the empty cells whose trials were pruned (hatch_pruned draws them)."""
+    spread: the standard deviation of each cell, written as "87.4 ± 0.3".
+    annotate: False leaves the cells' numbers out (too many to read).
+    pruned: a label for the empty cells whose trials were pruned (hatch_pruned draws them)."""
     cmap = metric_cmap(res)
     values = cells.to_numpy(dtype=float)
     stds = spread.to_numpy(dtype=float) if spread is not None else np.full(values.shape, np.nan)
     ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
-    for (i, j), value in np.ndenumerate(values):
+    for (i, j), value in np.ndenumerate(values if annotate else np.empty((0, 0))):
         if np.isnan(value):
             if pruned is None or not pruned.iat[i, j]:
                 ax.text(j, i, "–", ha="center", va="center", color="grey", fontsize=8)

@@ -21,7 +21,9 @@ from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import pair_orientation
 from mnist_zoo.plot._data import PlotError, Results
+from mnist_zoo.plot._contour import plot_contour
 from mnist_zoo.plot._heatmaps import plot_heatmaps
+from mnist_zoo.plot._kinds import BINS
 
 TOP_PAIRS = 3
 # The lab's own view, how the learning rate should follow the batch size, which its
@@ -48,7 +50,9 @@ def additive_misfit(means: pd.Series, weights: pd.Series) -> float:
 
 def interaction_ranking(res: Results) -> pd.DataFrame:
     """One row per pair of varying settings, strongest interaction first: rows and columns
-    (as the heatmap draws them) and the interaction in the metric's units."""
+    (as the heatmap draws them) and the interaction in the metric's units (continuous
+    settings by their bins: a cell per pair of draws would fit any table exactly)."""
+    res = res.binned()
     ranking = []
     for first, second in itertools.combinations(res.axes, 2):
         cells = res.points.groupby([first, second], observed=True)[res.metric].agg(
@@ -65,7 +69,8 @@ def interaction_ranking(res: Results) -> pd.DataFrame:
 def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
                  top: int = TOP_PAIRS) -> list[tuple[str, str, str]]:
     """(rows, columns, why) of each heatmap to draw: the pairs asked for (as asked), else the
-    `top` strongest interactions (at least one) and, for the lab's grid, the lab's pair."""
+    `top` strongest interactions (at least one), for the lab's grid the lab's pair, and the
+    two continuous settings that matter most (a contour)."""
     ranking = interaction_ranking(res)
     if ranking.empty:
         return []
@@ -95,12 +100,29 @@ def chosen_pairs(res: Results, pairs: list[tuple[str, str]] | None = None,
             frozenset(pair[:2]) for pair in chosen}:
         rows, cols = pair_orientation(res, *LAB_PAIR)
         chosen.append((rows, cols, why(rows, cols, "The lab's learning rate x batch size view")))
+    continuous = [axis for axis in res.effects() if axis in res.continuous][:2]
+    if len(continuous) == 2 and frozenset(continuous) not in {
+            frozenset(pair[:2]) for pair in chosen}:
+        rows, cols = sorted(continuous, key=res.axes.index)
+        chosen.append((rows, cols, why(rows, cols, "The two continuous settings that matter "
+                                                   "most (their means by bin lie furthest "
+                                                   "apart)")))
     return chosen
 
 
 def plot_interactions(res: Results, out: Path, fmt: str,
                       pairs: list[tuple[str, str]] | None = None,
                       top: int = TOP_PAIRS) -> list[style.Chart]:
-    """A heatmap of each chosen pair; the captions say why it was chosen."""
-    return [chart for rows, cols, why in chosen_pairs(res, pairs, top)
-            for chart in plot_heatmaps(res, out, fmt, rows, cols, about=why)]
+    """A heatmap of each chosen pair (a contour where both settings are continuous); the
+    captions say why it was chosen."""
+    charts = []
+    for rows, cols, why in chosen_pairs(res, pairs, top):
+        if rows in res.continuous and cols in res.continuous:
+            charts += plot_contour(res, out, fmt, rows, cols, about=why)
+            continue
+        binned = [style.name(a) for a in (rows, cols) if a in res.continuous]
+        if binned:
+            why += (f" {' and '.join(binned).capitalize()} is continuous: its rows or columns "
+                    f"are {BINS} quantile bins, each holding about as many {res.unit}s.")
+        charts += plot_heatmaps(res.binned(), out, fmt, rows, cols, about=why)
+    return charts

@@ -58,8 +58,9 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     n_panels = len(panels)
     panels = panels[:style.LINES_PANELS]
     widest = max(min(len(table), style.LINES_TOP) for _, table, _ in panels)
-    fig = Figure(figsize=(max(8.0, 0.34 * widest + 2.5), 4.6 * len(panels)),
-                 layout="constrained")
+    panel_height = min(4.6, (style.MAX_INCHES - 1.2) / len(panels))
+    fig = Figure(figsize=(min(max(8.0, 0.3 * widest + 2.5), style.MAX_INCHES),
+                          panel_height * len(panels) + 1.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(panels), 1, sharey=True))
     colours = axis_colours(colour, res.points[colour].cat.categories)
     texts = display_labels(res.points[colour].cat.categories)
@@ -109,6 +110,10 @@ def plot_lines(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     if panel:
         caption += (f" One panel per {style.name(panel)}, the setting that matters most, so "
                     "that each panel's lines share a level.")
+    if res.continuous:
+        caption += (f" Each point averages over the continuous "
+                    f"{' and '.join(map(style.name, res.continuous))} (the slice chart "
+                    "shows them on their own axes).")
     if res.repeats:
         caption += (" Points are grid points' means over their repeats "
                     f"({res.n_text()}); shaded bands ±1 standard deviation.")

@@ -11,12 +11,13 @@ import pandas as pd
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from mnist_zoo.order import best_first
 from mnist_zoo.plot import _style as style
-from mnist_zoo.plot._axes import display_labels
+from mnist_zoo.plot._axes import display_labels, short_number
 from mnist_zoo.plot._data import Results
+from mnist_zoo.plot._kinds import as_numbers
 
 MAX_LABELS = 12  # value labels on one setting's axis; more are thinned to every k-th
 
@@ -24,19 +25,44 @@ MAX_LABELS = 12  # value labels on one setting's axis; more are thinned to every
 def parallel_data(res: Results) -> pd.DataFrame:
     """One row per completed run, worst first (so the best is drawn on top): a column per
     setting, least important first, then the metric, each as a height from 0 to 1 (a
-    setting's values evenly spaced in their order; the metric from its lowest to its
-    highest value)."""
+    setting's values evenly spaced in their order, a continuous one's by value, log where
+    log-spaced; the metric from its lowest to its highest value)."""
     effects = res.effects()
     settings = list(reversed(effects))
     runs = best_first(res.trials, res.metric, res.higher_is_better).iloc[::-1]
     heights = pd.DataFrame(index=runs.index)
     for axis in settings:
+        if axis in res.continuous:  # by value on a number line (log where log-spaced)
+            heights[axis] = _scaled(res, axis, as_numbers(runs[axis]))
+            continue
         codes = runs[axis].cat.codes.to_numpy(dtype=float)
         heights[axis] = codes / max(len(runs[axis].cat.categories) - 1, 1)
     values = runs[res.metric].to_numpy(dtype=float)
     low, high = values.min(), values.max()
     heights[res.metric] = (values - low) / (high - low) if high > low else 0.5
     return heights
+
+
+def _scaled(res: Results, axis: str, values: np.ndarray) -> np.ndarray:
+    """A continuous setting's values as heights 0-1 from its lowest to its highest run."""
+    numbers = as_numbers(res.trials[axis])
+    if res.continuous[axis]:
+        values, numbers = np.log10(values), np.log10(numbers)
+    low, high = np.nanmin(numbers), np.nanmax(numbers)
+    return (values - low) / (high - low) if high > low else np.full(len(values), 0.5)
+
+
+def _number_line(ax, res: Results, axis: str, position: float) -> None:
+    """Round numbers along a continuous setting's axis (powers of ten on a log one)."""
+    numbers = as_numbers(res.trials[axis])
+    low, high = np.nanmin(numbers), np.nanmax(numbers)
+    locator = (LogLocator(subs=(1.0, 3.0), numticks=12) if res.continuous[axis]
+               else MaxNLocator(nbins=6))
+    ticks = [t for t in locator.tick_values(low, high) if low <= t <= high] or [low, high]
+    for tick, height in zip(ticks, _scaled(res, axis, np.array(ticks, dtype=float))):
+        ax.text(position - 0.03, height, short_number(tick), ha="right", va="center",
+                fontsize=8, zorder=4,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
 
 
 def plot_parallel_coordinates(res: Results, out: Path, fmt: str) -> list[style.Chart]:
@@ -58,6 +84,9 @@ def plot_parallel_coordinates(res: Results, out: Path, fmt: str) -> list[style.C
     ax.add_collection(lines)
     for position, axis in enumerate(settings):
         ax.axvline(position, color="#555555", linewidth=1, zorder=3)
+        if axis in res.continuous:
+            _number_line(ax, res, axis, position)
+            continue
         labels = list(res.trials[axis].cat.categories)
         texts = display_labels(labels)
         step = int(np.ceil(len(labels) / MAX_LABELS))

@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import axis_colours, trial_labels
 from mnist_zoo.plot._data import N, STD, Results
+from mnist_zoo.plot._importance import hyperband_note
 
 # Bars whose spread is under this share of the longest would look equal on an axis from 0.
 CLOSE_BARS = 0.25
@@ -53,7 +54,8 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     passing = res.passes(ranked[res.metric]).to_numpy()
     bar_colours = [c if ok else style.BELOW for c, ok in zip(bar_colours, passing)]
 
-    bar_height = 0.26 if n <= 150 else 0.17
+    bar_height = min(0.26, (style.MAX_INCHES - 1.9) / max(n, 1))  # 100 bars in MAX_INCHES
+    label_size = 8.5 if bar_height > 0.17 else 7
     fig = Figure(figsize=(10, 1.9 + bar_height * n), layout="constrained")
     ax = fig.subplots()
     positions = np.arange(n)
@@ -67,8 +69,9 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
         bars = ax.barh(positions, values, color=bar_colours, height=0.78)
         ax.bar_label(bars, [res.format(v) for v in values], padding=3, fontsize=7.5)
         reach = np.nanmax(values)
-    ax.set_yticks(positions, trial_labels(ranked, res.axes, align=True),
-                  fontfamily="monospace", fontsize=8.5)
+    shown = res.axes + ([res.budget] if res.budget else [])  # Hyperband: the epochs reached
+    ax.set_yticks(positions, trial_labels(ranked, shown, align=True),
+                  fontfamily="monospace", fontsize=label_size)
     ax.set_ylim(n - 0.4, -0.6)  # best on top, no empty band
     room = 0.2 if res.repeats else 0.1  # for the value labels
     if start > 0:
@@ -114,6 +117,11 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     if notes:
         fig.supxlabel("; ".join(notes), fontsize=9, color=style.NOTE_COLOUR)
     style.title(fig, res, f"{what} ranked by {'mean ' if res.repeats else ''}{res.metric_label}")
+    caption = _caption(res, what, colour_axis, colours, zoom)
+    return [style.Chart(style.save(fig, out, "ranking", fmt), caption, fig)]
+
+
+def _caption(res: Results, what: str, colour_axis: str | None, colours, zoom: str) -> str:
     caption = f"{what}, best on top"
     if res.repeats:
         caption += (f"; each bar is a grid point's mean {res.metric_label} over its completed "
@@ -124,7 +132,10 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
                     "on average")
     if zoom:
         caption += f"; {zoom}"
-    return [style.Chart(style.save(fig, out, "ranking", fmt), caption + ".", fig)]
+    if res.budget:
+        caption += "; each label ends with the epochs its configuration reached." + \
+            hyperband_note(res)[:-1]
+    return caption + "."
 
 
 def _spread_labels(res: Results, points: pd.DataFrame) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import re
@@ -13,9 +14,12 @@ import pandas as pd
 from mnist_zoo.axes import AXES
 from mnist_zoo.search.table import RESULTS_CSV, has_repeats, point_groups
 from mnist_zoo.plot._data import N, RUNS, STD, PlotError, Results
+from mnist_zoo.plot._kinds import BUDGET, continuous_axes, is_hyperband, last_rounds, range_axes
 from mnist_zoo.plot._style import MISSING
 
-# Settings a search can vary, in the order charts list them: the grid's own vocabulary.
+# A setting's value as a chart shows it: longer ones are cut (issue #29: values of 2,000 to
+# 200,000 characters took 7 s to minutes to draw).
+LABEL_CHARS = 40
 
 
 def normalise_column(column: str) -> str:
@@ -78,8 +82,11 @@ def load_results(csv_path, metric: str = "val_accuracy",
         raise PlotError(f"{csv_path}: no completed trial has a finite {metric} value, so there "
                         f"is nothing to chart (statuses: {table['status'].value_counts().to_dict()}"
                         f"; {int((completed & ~finite).sum())} completed without one)")
+    hyperband = is_hyperband(trials)
     axes, constant = [], {}
     for axis in AXES:
+        if hyperband and axis == BUDGET:
+            continue  # each trial's budget, charted as the epochs it reached
         if axis in trials:
             trials[axis] = as_labels(trials[axis])
             values = trials[axis].unique()
@@ -88,19 +95,24 @@ def load_results(csv_path, metric: str = "val_accuracy",
             else:
                 constant[axis] = str(values[0])
             trials[axis] = trials[axis].cat.remove_unused_categories()
+    if hyperband:
+        trials = last_rounds(trials, axes)
     repeats = has_repeats(trials, axes)
     points = summarize_points(trials, axes, metric) if repeats else None
+    continuous = continuous_axes(trials, axes, range_axes(csv_path))
     return Results(Path(csv_path), table, trials, metric, axes, constant, threshold,
-                   points, repeats)
+                   points, repeats, continuous, BUDGET if hyperband else None)
 
 
 def left_out(res: Results) -> pd.Series:
     """Why each row of the CSV that is not charted was left out ('failed', 'val_accuracy is
-    infinite', ...), indexed like res.table."""
-    rows = res.table[~res.table.index.isin(res.trials.index)]
-    status = rows["status"].fillna("no status").astype(str)
-    values = rows[res.metric]
+    infinite', ...), indexed like res.table. (Hyperband's earlier rounds are not left out:
+    each is charted in its configuration's last round.)"""
+    status = res.table["status"].fillna("no status").astype(str)
     completed = status.str.strip().str.lower() == "completed"
+    charted = completed & np.isfinite(res.table[res.metric])
+    rows, status, completed = res.table[~charted], status[~charted], completed[~charted]
+    values = rows[res.metric]
     reason = np.where(np.isinf(values), f"{res.metric} is infinite",
                       f"no {res.metric} value")
     return status.where(~completed, pd.Series(reason, index=rows.index))
@@ -135,6 +147,16 @@ def format_value(value) -> str:
     return str(value)
 
 
+def readable(label: str) -> str:
+    """A label cut to LABEL_CHARS: a setting's value of 200,000 characters would take
+    minutes to lay out and fill a chart; a short digest of the whole keeps cut values
+    that begin alike apart."""
+    if len(label) <= LABEL_CHARS:
+        return label
+    digest = hashlib.blake2s(label.encode("utf-8", "replace"), digest_size=3).hexdigest()
+    return f"{label[:LABEL_CHARS - 8]}…#{digest}"
+
+
 def as_labels(values: pd.Series) -> pd.Series:
     """A setting as an ordered categorical of readable labels: numbers sort as numbers."""
     present = pd.unique(values.dropna())
@@ -143,9 +165,9 @@ def as_labels(values: pd.Series) -> pd.Series:
         ordered = [present[i] for i in np.argsort(numeric.to_numpy(), kind="stable")]
     else:
         ordered = sorted(present, key=str)
-    categories = list(dict.fromkeys(format_value(v) for v in ordered))
+    categories = list(dict.fromkeys(readable(format_value(v)) for v in ordered))
     if values.isna().any() and MISSING not in categories:
         categories.append(MISSING)
-    labels = [format_value(v) for v in values]
+    labels = [readable(format_value(v)) for v in values]
     return pd.Series(pd.Categorical(labels, categories=categories, ordered=True),
                      index=values.index)

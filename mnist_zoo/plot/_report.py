@@ -11,6 +11,7 @@ import pandas as pd
 from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._data import N, STD, Results
+from mnist_zoo.plot._importance import Importance
 from mnist_zoo.plot._interactions import interaction_ranking
 from mnist_zoo.plot._noise import noise_section
 from mnist_zoo.plot._pruned import report_sentence as pruned_sentence
@@ -23,7 +24,7 @@ INTERACTIONS_LISTED = 10  # pairs in the report's interaction table
 
 
 def write_report(res: Results, charts: list[style.Chart], out: Path,
-                 not_drawn: list[str] = ()) -> Path:
+                 not_drawn: list[str] = (), importance: Importance | None = None) -> Path:
     """report.html beside the charts: summary, top-10 table, charts (each with its caption),
     the charts not drawn and why, the trials left out and why; with repeats the top-10 table
     lists grid points and a section tests them against the best."""
@@ -57,6 +58,8 @@ def write_report(res: Results, charts: list[style.Chart], out: Path,
                           classes="trials")]
     if res.repeats:
         parts += noise_section(res)
+    if importance and len(importance.shares) >= 2:
+        parts += _importance_section(res, importance)
     if len(res.axes) >= 2:
         parts += _interactions_section(res)
     parts.append("<h2>Charts</h2>")
@@ -104,6 +107,27 @@ def _points_table(res: Results) -> pd.DataFrame:
     return top
 
 
+def _importance_section(res: Results, importance: Importance) -> list[str]:
+    """HTML: each setting's share of the importance, the most important first."""
+    explained = importance.explained
+    importance = importance.shares
+    table = pd.DataFrame({"rank": range(1, len(importance) + 1),
+                          "setting": [style.name(a) for a in importance],
+                          "kind": ["continuous" + (", log" if res.continuous[a] else "")
+                                   if a in res.continuous else "categories"
+                                   for a in importance],
+                          "importance": [f"{share:.1%}" for share in importance.values()]})
+    text = ("How much each setting decides " + html.escape(res.metric) + ": a random forest "
+            "learns it from the settings, and a setting's importance is how much worse the "
+            "forest predicts when that setting's values are shuffled (scikit-learn's "
+            "permutation importance), as a share of all settings' together"
+            + (", on each grid point's mean" if res.repeats else "")
+            + (f". Together the settings explain {max(explained, 0):.0%} of its variance on "
+               "runs each tree did not see (out-of-bag R²)." if explained == explained else "."))
+    return ["<h2>Which settings matter</h2>", f"<p>{text}</p>",
+            table.to_html(index=False, border=0, classes="trials")]
+
+
 def _interactions_section(res: Results) -> list[str]:
     """HTML: the pairs of settings ranked by how much they act together."""
     ranking = interaction_ranking(res).head(INTERACTIONS_LISTED)
@@ -115,8 +139,9 @@ def _interactions_section(res: Results) -> list[str]:
     text = ("How far the mean " + html.escape(res.metric) + " of each pair of values lies from "
             "what the two settings predict on their own (the root mean square of the residuals "
             "of an additive fit, one effect per row and one per column, over the pair's cells "
-            "averaged over the other settings): 0 when each acts alone. The strongest pairs "
-            "get a heatmap.")
+            "averaged over the other settings; a continuous setting by its bins): 0 when "
+            "each acts alone. The strongest pairs get a heatmap (a contour when both "
+            "settings are continuous).")
     return ["<h2>Settings that act together</h2>", f"<p>{text}</p>",
             table.to_html(index=False, border=0, classes="trials")]
 

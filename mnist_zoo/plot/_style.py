@@ -12,20 +12,25 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from mnist_zoo import settings
 from mnist_zoo.order import tie_key
 
 FORMATS = ("png", "svg")
-MISSING = "none"  # label of an empty setting, e.g. momentum for adam
+MISSING = "none"  # label of an empty setting: one that does not apply (SGD's for Adam)
 DPI = 110
-# Values such as "0.001" or "64" need their setting's name to be read; "relu" does not.
-SHORT_NAMES = {"learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "momentum": "mom",
-               "dropout": "drop", "pooling": "pool", "augment": "aug", "lr_schedule": "sched"}
+# Values such as "0.001" or "64" need their setting's name to be read; "relu" does not:
+# the settings table's short labels (mnist_zoo.settings).
+SHORT_NAMES = settings.SHORT_NAMES
 # Large searches (thousands of trials) still get charts a person can read, in seconds:
 RANKING_TOP = 100  # bars in the ranking; the 81-trial lab grid still shows whole
 LINES_TOP = 60  # combinations along the x axis of each line-chart panel
 LINES_PANELS = 8  # line-chart panels, the best first
 MAX_PANELS = 12  # heatmap panels in one figure (readable, and quick to draw); settings
 # beyond them are averaged over
+# No chart over about 2,000 px on a side (MAX_INCHES at DPI), nor more annotated heatmap
+# cells than a reader can take in (the others keep their colour, without a number).
+MAX_INCHES = 18.0
+MAX_CELL_TEXTS = 400
 EXCLUDED_ROWS = 200  # failed or diverged trials listed in report.html
 BELOW = "#d0d0d0"  # cells, bars and lines on the wrong side of --threshold
 WHISKER = {"ecolor": "#333333", "elinewidth": 1, "capsize": 2}  # error bars of repeats
@@ -51,6 +56,12 @@ def name(axis: str) -> str:
 
 
 def save(fig: Figure, out: Path, stem: str, fmt: str) -> Path:
+    """The figure as out/stem.fmt, shrunk to MAX_INCHES on its longer side if a chart asked
+    for more (each chart sizes itself under it; this is the backstop)."""
+    width, height = fig.get_size_inches()
+    if max(width, height) > MAX_INCHES:
+        scale = MAX_INCHES / max(width, height)
+        fig.set_size_inches(width * scale, height * scale)
     path = out / f"{stem}.{fmt}"
     fig.savefig(path, dpi=DPI)
     return path

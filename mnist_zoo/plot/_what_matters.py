@@ -13,18 +13,22 @@ from matplotlib.figure import Figure
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import display_labels
 from mnist_zoo.plot._data import Results
+from mnist_zoo.plot._kinds import BINS
 
 
 def plot_what_matters(res: Results, out: Path, fmt: str) -> list[style.Chart]:
-    """Each setting's spread of the metric per value; the widest gap between means matters most."""
+    """Each setting's spread of the metric per value (per bin of a continuous setting); the
+    widest gap between means matters most."""
+    continuous = list(res.continuous)
+    res = res.binned()
     effects = res.effects()
     if not effects:
         return []
     ncols = 2 if len(effects) == 4 else min(len(effects), 3)
     nrows = math.ceil(len(effects) / ncols)
     widest = max(len(res.points[a].cat.categories) for a in effects)
-    fig = Figure(figsize=(ncols * max(3.4, 0.62 * widest + 1.4), nrows * 3.5 + 1.0),
-                 layout="constrained")
+    fig = Figure(figsize=(min(ncols * max(3.4, 0.62 * widest + 1.4), style.MAX_INCHES),
+                          min(nrows * 3.5 + 1.0, style.MAX_INCHES)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     for ax in axes.ravel()[len(effects):]:
         ax.set_visible(False)
@@ -63,4 +67,9 @@ def plot_what_matters(res: Results, out: Path, fmt: str) -> list[style.Chart]:
              else "every trial")
     caption = (f"For each setting, the spread of {every} (dots, boxes) and the mean (red) "
                "per value; panels run from the setting whose means lie furthest apart.")
+    if continuous:
+        caption += (f" {' and '.join(map(style.name, continuous)).capitalize()} "
+                    f"{'is' if len(continuous) == 1 else 'are'} continuous: a box per bin, "
+                    f"{BINS} quantile bins with about as many {res.unit}s in each (log-spaced "
+                    "draws give log bins), instead of a box per value.")
     return [style.Chart(style.save(fig, out, "what_matters", fmt), caption, fig)]

@@ -22,11 +22,13 @@ Where each piece lives:
     pruner.py       --prune in training: per-epoch reports, the Keras callback that stops
     results.py      the results table: trial records, experiment_results.csv, top-k
     table.py        the table's rules shared with plot: metric direction, repeats, points
-    project.py      the folders: claim, same grid and data, repair, --overwrite's clean-up
+    project.py      the folders: lock, claim, same grid and data (or a grown search),
+                    repair, --overwrite's clean-up
     board.py        TensorBoard's HParams log of every trial
     memory.py       the memory watch that restarts a process that has grown
     failures.py     why a trial or the search failed, in one line
-    processes.py    --jobs: a local chief and workers, supervised
+    processes.py    --jobs: a local chief and workers, supervised; SIGTERM as Ctrl-C
+    distributed.py  --chief's port checked first, --worker's wait for its chief bounded
     _keras_tuner.py every use of keras-tuner's private API
 
 Imports run downward: _command -> api, processes -> tuner -> trainer -> grouping, runs,

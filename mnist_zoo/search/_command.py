@@ -12,7 +12,10 @@ keras-tuner's grid oracle enumerates the grid; each finished trial is written to
 the whole table to <out>/experiment_results.csv (atomic replace). Trials that differ
 only in optimizer settings are trained together as one wide graph (mnist_zoo.train.fused;
 --no-fuse trains them one by one). Rerunning the same command resumes: only the
-trials not yet finished are run. --overwrite starts afresh. The same resuming lets a
+trials not yet finished are run. --overwrite starts afresh. A random or Bayesian search
+rerun with a larger --max-trials (Hyperband: more [search] iterations) grows: its
+finished trials are kept and it draws what a search of that size would have. One search
+at a time runs on an --out (a second one is refused); SIGTERM stops it as Ctrl-C does. The same resuming lets a
 training process whose memory has grown past --max-memory-growth (TensorFlow keeps a
 little of every model built) replace itself with a fresh one mid-search.
 
@@ -25,19 +28,25 @@ Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
-from mnist_zoo.cli import command, non_negative_int, positive_int
+from mnist_zoo.cli import Parser, command, non_negative_int, positive_int, setting_type
 from mnist_zoo.search.api import search
 from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
 from mnist_zoo.search.space import STRATEGIES
-from mnist_zoo.search.processes import (drop_options, resolve_jobs, run_local_jobs,
+from mnist_zoo.search.distributed import (DEFAULT_CHIEF_TIMEOUT, check_chief_port,
+                                          gave_up_waiting, say_what_worker_waits_for)
+from mnist_zoo.search.processes import (STOP_FILE_ENV, drop_options, interrupted,
+                                        resolve_jobs, run_local_jobs, sigterm_as_interrupt,
                                         stop_search)
+from mnist_zoo.settings import SETTINGS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+RESTARTED_ENV = "MNIST_ZOO_RESTARTED"  # set for a process that replaced itself (os.execv)
 
 
 def _percent(text: str) -> float:
@@ -50,18 +59,19 @@ def _percent(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: "--ov" must not mean --overwrite, and the options a restarted
     # process or a worker must not get can then be dropped from argv by their full names.
-    parser = argparse.ArgumentParser(prog="python -m mnist_zoo.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = Parser(prog="python -m mnist_zoo.search", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--grid", default="smoke",
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
     data_lib.add_data_arguments(parser)
     parser.add_argument("--out", default="results", help="results folder (default: results/)")
-    parser.add_argument("--epochs", type=positive_int, default=None,
+    # The overrides of the grid's settings, typed and checked by the settings table.
+    parser.add_argument("--epochs", type=setting_type(SETTINGS["epochs"]), default=None,
                         help="override the grid's epochs")
-    parser.add_argument("--subset", type=positive_int, default=None,
+    parser.add_argument("--subset", type=setting_type(SETTINGS["subset"]), default=None,
                         help="train on this many training images (overrides the grid's)")
-    parser.add_argument("--seed", type=non_negative_int, default=None, help="seed for data split and weights")
+    parser.add_argument("--seed", type=setting_type(SETTINGS["seed"]), default=None,
+                        help=SETTINGS["seed"].help)
     parser.add_argument("--repeats", type=positive_int, default=None, metavar="N",
                         help="run every grid point N times with seeds SEED .. SEED+N-1 (the "
                              "same batches, other initial weights); experiment_summary.csv "
@@ -153,6 +163,17 @@ def _add_distributed_arguments(parser) -> None:
                            "--jobs sets it): the groups left over at the grid's end are cut "
                            "into N parts so that no worker idles while another trains the "
                            "last group")
+    dist.add_argument("--chief-timeout", type=_seconds, default=DEFAULT_CHIEF_TIMEOUT,
+                      metavar="SECONDS",
+                      help="a worker gives up when the chief has not answered for this long "
+                           f"(default {DEFAULT_CHIEF_TIMEOUT})")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
+    return value
 
 
 def jobs_count(text: str) -> str | int:
@@ -179,16 +200,15 @@ def main(argv=None, restartable: bool = False) -> int:
         return 0
     role = "chief" if args.chief else ("worker" if args.worker is not None else None)
     try:
-        args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
-                                                None if args.overwrite else args.out,
-                                                args.strategy, args.max_trials, args.epochs)
-        if args.jobs > 1:
-            return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
-        return run_here(args, role, restartable)
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+        with sigterm_as_interrupt():
+            args.jobs = 1 if role else resolve_jobs(args.jobs, args.grid, args.repeats,
+                                                    None if args.overwrite else args.out,
+                                                    args.strategy, args.max_trials, args.epochs)
+            if args.jobs > 1:
+                return run_local_jobs(args, sys.argv[1:] if argv is None else list(argv))
+            return run_here(args, role, restartable)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (sigterm_as_interrupt)
+        return interrupted(stop)
 
 
 def run_here(args, role: str | None, restartable: bool) -> int:
@@ -207,10 +227,15 @@ def run_here(args, role: str | None, restartable: bool) -> int:
         os.environ.update({"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port,
                            "KERASTUNER_TUNER_ID": "chief" if role == "chief"
                            else f"tuner{args.worker}"})
+        check_role(args, role, host, port)
     # Imported here: they load TensorFlow, which --help and a bad grid need not wait for.
     from mnist_zoo.search.failures import (EnvironmentFailure, chief_unreachable,
-                                           describe_failure, search_failure)
+                                           chief_timed_out, describe_failure, search_failure)
     from mnist_zoo.search.memory import MemoryRestart
+
+    jobs_folder = Path(os.environ[STOP_FILE_ENV]).parent if os.environ.get(STOP_FILE_ENV) else None
+    # Once for the search: a restarted process said it before; under --jobs worker 0 does.
+    announce = not os.environ.get(RESTARTED_ENV) and (jobs_folder is None or args.worker == "0")
 
     try:
         search(args.grid, dataset=args.dataset, data_dir=args.data_dir, out=args.out,
@@ -221,11 +246,13 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                workers=args.workers, strategy=args.strategy, max_trials=args.max_trials,
                prune=args.prune, prune_warmup=args.prune_warmup,
                prune_min_trials=args.prune_min_trials,
-               max_memory_growth=args.max_memory_growth / 100 if restartable else None)
+               max_memory_growth=args.max_memory_growth / 100 if restartable else None,
+               announce=announce, jobs_folder=jobs_folder)
     except MemoryRestart as restart:
         print(f"{restart}: restarting this process to give it back; the search resumes",
               flush=True)
         sys.stderr.flush()
+        os.environ[RESTARTED_ENV] = "1"
         again = drop_options(sys.argv[1:], ["--overwrite"])  # keep what is done
         os.execv(sys.executable, [sys.executable, "-m", "mnist_zoo.search", *again])
     except EnvironmentFailure as err:
@@ -233,6 +260,8 @@ def run_here(args, role: str | None, restartable: bool) -> int:
     except OSError as err:  # keras-tuner's own state files, outside any trial
         return stop_search(describe_failure(err, Path(args.out)))
     except Exception as err:
+        if role == "worker" and chief_timed_out(err):
+            return stop_search(gave_up_waiting(args.worker, args.oracle, args.chief_timeout))
         if role == "worker" and chief_unreachable(err):
             print(f"worker {args.worker}: no chief at {args.oracle} (the grid is finished, or "
                   "the chief stopped); finished trials are saved", file=sys.stderr)
@@ -242,3 +271,17 @@ def run_here(args, role: str | None, restartable: bool) -> int:
             raise
         return stop_search(message)
     return 0
+
+
+def check_role(args, role: str, host: str, port: str) -> None:
+    """Before a chief writes anything, its port must be free (mnist_zoo.search.distributed);
+    a worker waits for its chief --chief-timeout seconds at most, saying so when the chief
+    is not there yet (under --jobs the parent has started it: no word needed)."""
+    if role == "chief":
+        check_chief_port(host, port)
+        return
+    from mnist_zoo.search import _keras_tuner
+
+    _keras_tuner.set_chief_timeout(args.chief_timeout)
+    if STOP_FILE_ENV not in os.environ:
+        say_what_worker_waits_for(args.worker, args.oracle, args.chief_timeout)

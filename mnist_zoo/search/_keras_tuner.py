@@ -2,7 +2,8 @@
 keras-tuner to 1.4.x, and tests/test_keras_tuner_api.py fails loudly if a name below moves).
 
 keras-tuner's public API has no way to: silence the traceback it prints per failed trial,
-ask whether this process is the distributed chief, serve trials with a quick exit, find
+ask whether this process is the distributed chief, serve trials with a quick exit,
+bound how long a worker waits for its chief, find
 a trial's folder or a point's hash from the oracle, queue trials for a retry, seed an
 oracle with 0, know a random oracle's next draws, or read Hyperband's brackets. The
 search needs all of them; the rest of mnist_zoo.search uses keras-tuner's public API only.
@@ -30,6 +31,7 @@ PRIVATE_MODULE_NAMES = [
     ("keras_tuner.src.distribute.utils", "is_chief_oracle"),
     ("keras_tuner.src.distribute.oracle_chief", "OracleServicer"),
     ("keras_tuner.src.distribute.oracle_chief", "exit_chief"),
+    ("keras_tuner.src.distribute.oracle_client", "TIMEOUT"),
     ("keras_tuner.src.protos", "get_service_grpc"),
 ]
 PRIVATE_ORACLE_NAMES = ["_get_trial_dir", "_compute_values_hash", "_retry_queue",
@@ -153,6 +155,14 @@ def pause_when_idle(oracle) -> None:
             time.sleep(IDLE_PAUSE_SECONDS)
         return trial
     oracle.create_trial = create
+
+
+def set_chief_timeout(seconds: float) -> None:
+    """How long a worker's every call waits for the chief to answer (keras-tuner waits 60
+    minutes, silently, for a chief that may never come): a DEADLINE_EXCEEDED after it."""
+    from keras_tuner.src.distribute import oracle_client
+
+    oracle_client.TIMEOUT = seconds
 
 
 def _servicer_class():

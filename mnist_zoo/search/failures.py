@@ -94,3 +94,10 @@ def chief_unreachable(err: Exception) -> bool:
     import grpc
 
     return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def chief_timed_out(err: Exception) -> bool:
+    """A worker's call that the chief did not answer within --chief-timeout."""
+    import grpc
+
+    return isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -3,11 +3,12 @@
 A grid is a TOML file (search/*.toml at the top of the checkout, installed to
 share/mnist_zoo/search): an [axes] table of lists, one trial per combination, and an
 optional [settings] table; an optional [search] table names another strategy, whose
-axes may also be ranges (mnist_zoo.search.space). This module reads and checks grid
-files and enumerates their points and the keys that name them; the axes themselves are
-named in mnist_zoo.axes. It imports no TensorFlow, so plot, bench and tests can share
-it. (Checking a `model` value looks up the model registry, which imports Keras, only
-when a grid names models.)
+axes may also be ranges (mnist_zoo.search.space); an optional [when] table narrows where
+an axis applies, beyond the settings table's rule (README: "The settings"). This module
+reads and checks grid files and enumerates their points and the keys that name them;
+the settings themselves, their checks included, are mnist_zoo.settings' table. It
+imports no TensorFlow, so a bad value is refused at once and plot, bench and tests can
+share it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from mnist_zoo.axes import AXES, CORE_AXES, FLOAT_AXES, MEMBER_AXES, REPEAT_AXIS
 from mnist_zoo.errors import GridError
-from mnist_zoo.search.space import check_range, check_search_table, is_range
+from mnist_zoo.search.space import (check_conditions, check_range, check_search_table,
+                                    check_when, conditions_of, is_range)
+from mnist_zoo.settings import DEFAULTS, SETTINGS, Setting
 
 try:
     import tomllib
@@ -33,68 +36,14 @@ GRID_DIRS = [
     Path(__file__).resolve().parents[2] / "search",  # a source checkout / editable install
     Path(sys.prefix) / "share" / "mnist_zoo" / "search",  # installed by setup.cfg data_files
 ]
-SETTINGS = {"subset": int, "validation_size": int, "seed": int, "repeats": int}
+# A grid's [settings]: the table's run settings that are no axis, and the repeats.
+REPEATS = Setting("repeats", int, 1, "run", "runs of every grid point", low=1, axis=False)
+GRID_SETTINGS = {**{name: s for name, s in SETTINGS.items() if not s.axis}, "repeats": REPEATS}
 
 
 # --------------------------------------------------------------------------- value checks
-def _check_choice(allowed):
-    """A check against a list of names; `allowed` may be a function, called when needed."""
-    def check(value):
-        names = allowed() if callable(allowed) else allowed
-        if value not in names:
-            return f"choose from {', '.join(map(str, names))}"
-    return check
-
-
-def _check_number(kind, low, high=None, low_inclusive=False):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-            return f"expected {'a number' if kind is float else 'an integer'}"
-        if not math.isfinite(value):  # nan fails every comparison below, inf passes them
-            return "expected a finite number"
-        if value < low or (value == low and not low_inclusive) or (high and value >= high):
-            bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high else "")
-            return f"expected a value {bound}"
-    return check
-
-
-def _check_augment(value):
-    from mnist_zoo.data import AUGMENTATIONS, parse_augment
-
-    try:
-        parse_augment(value)
-    except (ValueError, AttributeError, TypeError):
-        return f"choose 'none', 'all' or a '+'-joined subset of {', '.join(AUGMENTATIONS)}"
-
-
-def _models():
-    from mnist_zoo.models import list_models  # imports Keras: only when a grid names models
-
-    return list_models()
-
-
-def _vocabulary(name):
-    def names():
-        from mnist_zoo import models
-
-        return getattr(models, name)
-    return names
-
-
-AXIS_CHECKS = {
-    "model": _check_choice(_models),
-    "activation": _check_choice(_vocabulary("ACTIVATIONS")),
-    "learning_rate": _check_number(float, 0),
-    "optimizer": _check_choice(_vocabulary("OPTIMIZERS")),
-    "batch_size": _check_number(int, 1, low_inclusive=True),
-    "epochs": _check_number(int, 1, low_inclusive=True),
-    "momentum": _check_number(float, 0, 1, low_inclusive=True),
-    "dropout": _check_number(float, 0, 1, low_inclusive=True),
-    "pooling": _check_choice(["avg", "max"]),
-    "augment": _check_augment,
-    "lr_schedule": _check_choice(_vocabulary("LR_SCHEDULES")),
-}
-assert tuple(AXIS_CHECKS) == AXES
+# Each axis's check is the settings table's (mnist_zoo.settings): a problem, or None.
+AXIS_CHECKS = {axis: SETTINGS[axis].check for axis in AXES}
 
 
 # --------------------------------------------------------------------------- grid files
@@ -136,11 +85,11 @@ def load_grid(grid: str) -> dict:
                         f"{err.start}); save the grid file as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{path}: not valid TOML ({err})") from err
-    unknown_tables = set(spec) - {"description", "axes", "settings", "search"}
+    unknown_tables = set(spec) - {"description", "axes", "settings", "search", "when"}
     if unknown_tables:
         raise GridError(f"{path}: unknown key(s) {sorted(unknown_tables)}; a grid has "
-                        "'description', an [axes] table and optional [settings] and "
-                        "[search] tables")
+                        "'description', an [axes] table and optional [settings], [search] "
+                        "and [when] tables")
     axes = spec.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise GridError(f"{path}: no [axes] table; add one, e.g. activation = [\"relu\", \"tanh\"]")
@@ -160,6 +109,11 @@ def load_grid(grid: str) -> dict:
     # Core axes first, in their usual order, then any extra axes as written.
     full_axes = {axis: axes.get(axis, [default]) for axis, default in CORE_AXES.items()}
     full_axes.update({axis: values for axis, values in axes.items() if axis not in CORE_AXES})
+    check_conditions(path, check_when(path, spec.get("when", {}), full_axes))
+    if spec.get("when"):
+        # The axes carry it (AxisValues), but a JSON dump of them drops it: here it also
+        # reaches the fingerprint that tells a resumed search from another grid.
+        settings = {**settings, "when": spec["when"]}
     return {"name": path.stem, "path": path, "axes": full_axes, "settings": settings,
             "search": search, "description": spec.get("description", "")}
 
@@ -179,23 +133,39 @@ def _check_axis(path: Path, axis: str, values) -> None:
 
 
 def _check_setting(path: Path, key: str, value) -> None:
-    if key not in SETTINGS:
+    if key not in GRID_SETTINGS:
         raise GridError(f"{path}: unknown setting {key!r}; allowed settings: "
-                        f"{', '.join(SETTINGS)}")
-    low = 1 if key == "repeats" else 0
-    if not isinstance(value, SETTINGS[key]) or isinstance(value, bool) or value < low:
-        raise GridError(f"{path}: setting {key} = {value!r} must be an integer >= {low}")
+                        f"{', '.join(GRID_SETTINGS)}")
+    problem = GRID_SETTINGS[key].check(value)
+    if problem:
+        raise GridError(f"{path}: setting {key} = {value!r} is not allowed: {problem}")
 
 
 # --------------------------------------------------------------------------- points
 def grid_size(axes: dict) -> int:
     """How many points a grid of lists has (a range has no count: math.inf)."""
-    return math.prod(math.inf if is_range(values) else len(values) for values in axes.values())
+    if any(is_range(values) for values in axes.values()):
+        return math.inf
+    return len(grid_points(axes))
 
 
 def grid_points(axes: dict) -> list[dict]:
-    """Every combination, as dicts, the last axis varying fastest (the grid file's order)."""
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    """Every combination, as dicts, the last axis varying fastest (the grid file's order).
+    A setting is crossed only with the values where it applies (mnist_zoo.settings):
+    two optimizers of which one takes a setting given two values give 3 points, not 4:
+    the other optimizer once, without that setting."""
+    rules = {axis: conditions_of(axis, values) for axis, values in axes.items()}
+    points, seen = [], set()
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, combo))
+        values = {axis: value for axis, value in point.items()
+                  if all(point.get(parent, DEFAULTS.get(parent)) in allowed
+                         for parent, allowed in rules[axis].items())}
+        key = values_key(values)
+        if key not in seen:
+            seen.add(key)
+            points.append(values)
+    return points
 
 
 def with_repeats(axes: dict, repeats: int) -> dict:

@@ -8,6 +8,7 @@ import keras
 import keras_tuner as kt
 
 from mnist_zoo.models import build_model, model_settings
+from mnist_zoo.settings import SETTINGS, in_group, run_settings
 from mnist_zoo.train.fit import STEPS_PER_EXECUTION
 
 
@@ -31,12 +32,12 @@ class ZooHyperModel(kt.HyperModel):
         if self.train_size:
             decay_steps = (math.ceil(self.train_size / values["batch_size"])
                            * (self.schedule_epochs or values["epochs"]))
-        accepted = model_settings(values["model"])
-        extras = {key: values[key] for key in ("activation", "dropout", "pooling")
-                  if key in values and key in accepted}
-        return build_model(values["model"], optimizer=values["optimizer"],
-                           learning_rate=values["learning_rate"],
-                           momentum=values.get("momentum", 0.0),
-                           lr_schedule=values.get("lr_schedule", "constant"),
-                           decay_steps=decay_steps,
-                           steps_per_execution=STEPS_PER_EXECUTION, **extras)
+        # The trial's settings that reach the model: its architecture and optimizer
+        # settings (the others, batch size, epochs, augment, are the trainer's).
+        settings = run_settings({key: value for key, value in values.items()
+                                 if key in SETTINGS}, strict=False)
+        # (a builder registered from code may lack one of the zoo's architecture settings)
+        wanted = {*model_settings(settings["model"]), *in_group("optimizer")}
+        return build_model(settings["model"], decay_steps=decay_steps,
+                           steps_per_execution=STEPS_PER_EXECUTION,
+                           **{key: value for key, value in settings.items() if key in wanted})

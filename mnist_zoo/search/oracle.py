@@ -12,14 +12,13 @@ import keras_tuner as kt
 from mnist_zoo.search import _keras_tuner
 from mnist_zoo.search._keras_tuner import TrialStatus
 from mnist_zoo.search.results import read_result
+from mnist_zoo.search.space import add_axes
 
 
 def make_hyperparameters(axes: dict) -> kt.HyperParameters:
-    """Register every axis up front (default = first value), so that trial 1 has them all."""
-    hp = kt.HyperParameters()
-    for axis, values in axes.items():
-        hp.Choice(axis, values, default=values[0])
-    return hp
+    """Register every axis up front (default = first value), so that trial 1 has them all
+    (a setting that applies only beside some values of another, conditionally)."""
+    return add_axes(kt.HyperParameters(), axes)
 
 
 class ResumeFromRecords:

@@ -5,16 +5,22 @@ stops the others, and the search ends in one line saying why and how to go on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from mnist_zoo import data as data_lib
+from mnist_zoo.search.api import BoardCost
 from mnist_zoo.search.grid import REPEAT_AXIS, grid_size, load_grid, with_repeats
-from mnist_zoo.search.project import (check_out_folder, claim_results, project_dir,
-                                      repair_and_warn)
+from mnist_zoo.search.project import (LOCK_HELD_ENV, check_out_folder, claim_results,
+                                      project_dir, repair_and_warn, search_lock)
 from mnist_zoo.search.results import read_result
 from mnist_zoo.search.space import resolve_search
 
@@ -65,20 +71,31 @@ def drop_options(argv: list[str], flags: list[str], valued: list[str] = ()) -> l
 
 def run_local_jobs(args, argv: list[str]) -> int:
     """--jobs N: a chief and N workers on this machine, through keras-tuner's distributed
-    mode; the chief prints the best trials and exports them when all are done."""
-    import socket
-    import tempfile
-
+    mode; the chief prints the best trials and exports them when all are done. This
+    process holds --out's search lock for them all, and its jobs folder (see JobsFolder)."""
     spec = load_grid(args.grid)  # a bad grid or folder fails here, once, not in N processes
     out = Path(args.out)
     project = project_dir(out, spec["name"])
     check_out_folder(out)
-    # --overwrite is done here once, before any process can start on the folder.
-    claim_results(out, spec["name"], args.overwrite)
-    repair_and_warn(project)  # here, before the chief and workers read it
-    stop_dir = tempfile.TemporaryDirectory(prefix="mnist_zoo_stop_")  # not in --out: it
-    stop_file = Path(stop_dir.name) / "reason"  # may be the folder that cannot be written
-    env = {**os.environ, STOP_FILE_ENV: str(stop_file)}
+    with search_lock(out), JobsFolder() as jobs_folder:
+        # --overwrite is done here once, before any process can start on the folder.
+        claim_results(out, spec["name"], args.overwrite)
+        repair_and_warn(project)  # here, before the chief and workers read it
+        check_data_once(args, spec)
+        env = {**os.environ, STOP_FILE_ENV: str(jobs_folder.stop_file),
+               LOCK_HELD_ENV: str(out.resolve())}
+        code = _start_and_wait(args, argv, env, project, jobs_folder.stop_file)
+        board_cost = BoardCost.total(jobs_folder.path) if code == 0 else None
+        if board_cost:
+            print(board_cost.line(project / "tensorboard"))
+        return code
+
+
+def _start_and_wait(args, argv: list[str], env: dict, project: Path, stop_file: Path) -> int:
+    """Start the chief and the workers, wait for them (wait_for_jobs), and leave none
+    running, however this ends (an error, Ctrl-C, SIGTERM)."""
+    import socket
+
     with socket.socket() as sock:  # a free port for the chief, on loopback only
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -87,13 +104,14 @@ def run_local_jobs(args, argv: list[str]) -> int:
     base = [sys.executable, "-m", "mnist_zoo.search", *passed_on, "--oracle", address]
     threads = args.threads or max(1, usable_cores() // args.jobs)
     chief = subprocess.Popen([*base, "--chief"], preexec_fn=_die_with_parent, env=env)
-    time.sleep(2)  # let the chief open its port before the workers ask for trials
-    split = ["--split-groups", str(args.split_groups)] if args.split_groups else []
-    workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads),
-                                 "--workers", str(args.jobs), *split],
-                                preexec_fn=_die_with_parent, env=env)
-               for i in range(args.jobs)]
+    workers = []
     try:
+        time.sleep(2)  # let the chief open its port before the workers ask for trials
+        split = ["--split-groups", str(args.split_groups)] if args.split_groups else []
+        workers = [subprocess.Popen([*base, "--worker", str(i), "--threads", str(threads),
+                                     "--workers", str(args.jobs), *split],
+                                    preexec_fn=_die_with_parent, env=env)
+                   for i in range(args.jobs)]
         return wait_for_jobs(chief, workers, stop_file=stop_file, project=project)
     finally:  # Ctrl-C, or a process that died: no process outlives this one
         for process in (*workers, chief):
@@ -101,7 +119,73 @@ def run_local_jobs(args, argv: list[str]) -> int:
                 process.terminate()
         for process in (*workers, chief):
             process.wait()
-        stop_dir.cleanup()
+
+
+def check_data_once(args, spec: dict) -> None:
+    """Load the search's data here, once, before any process starts: no data, a bad data
+    folder or bad settings for it are then one error, not one per worker (and a download
+    is made once). Skipped where Keras' cache holds the data already: loading it from
+    there would cost this process TensorFlow's start-up (seconds) for nothing."""
+    from mnist_zoo.search.api import grid_with_overrides
+
+    folder = args.data_dir or os.environ.get(data_lib.DATA_DIR_ENV)
+    if not folder and keras_cache_has(args.dataset):
+        return
+    _, settings = grid_with_overrides(spec, subset=args.subset, seed=args.seed)
+    data_lib.load_dataset(args.dataset, args.data_dir, subset=settings.get("subset"),
+                          validation_size=settings.get("validation_size"),
+                          seed=settings.get("seed", 0))
+
+
+def keras_cache_has(dataset: str) -> bool:
+    """Whether keras.datasets' cache (KERAS_HOME, else ~/.keras, else /tmp/.keras) holds
+    `dataset`; not where the data come from Debian's Fashion-MNIST folder instead."""
+    if dataset == "fashion_mnist" and data_lib.DEBIAN_FASHION_DIR.is_dir():
+        return False  # read without TensorFlow: cheap to check here
+    names = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist"}
+    homes = [os.environ.get("KERAS_HOME") or Path.home() / ".keras", "/tmp/.keras"]
+    return any((Path(home) / "datasets" / names[dataset]).exists() for home in homes)
+
+
+class JobsFolder:
+    """--jobs' folder in the temp folder (not in --out: that may be the folder that cannot
+    be written): the stop file (STOP_FILE_ENV) and what workers leave for the parent.
+    Named after the owning process, so that a later search removes one a kill -9 left
+    behind (its owner gone), which no clean-up code could."""
+
+    PREFIX = "mnist_zoo_stop_"
+
+    def __enter__(self):
+        import tempfile
+
+        remove_stale_jobs_folders(Path(tempfile.gettempdir()))
+        self.path = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}_"))
+        self.stop_file = self.path / "reason"
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_stale_jobs_folders(temp: Path) -> list[Path]:
+    """Remove the jobs folders whose owning process is gone; returns them."""
+    removed = []
+    for folder in temp.glob(f"{JobsFolder.PREFIX}*_*"):
+        owner = folder.name[len(JobsFolder.PREFIX):].split("_", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def wait_for_jobs(chief, workers, poll_seconds: float = 0.5, stop_file: Path | None = None,
@@ -160,7 +244,6 @@ def _die_with_parent() -> None:
     """In a child: ask Linux to kill it when its parent dies, so `kill -9` of the command
     the user started leaves no chief or worker behind to write into --out."""
     import ctypes
-    import signal
 
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
@@ -170,6 +253,41 @@ def _die_with_parent() -> None:
 
 def _exit_reason(code: int) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, systemd, a batch scheduler): stops the search as Ctrl-C does,
+    with the same clean-up (no process left, the jobs folder removed) and message."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises Terminated (a KeyboardInterrupt): Python's
+    default ended the process at once, its --jobs processes SIGKILLed by Linux
+    (_die_with_parent) and its jobs folder left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    before = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def interrupted(stop: KeyboardInterrupt) -> int:
+    """Say (once: under --jobs the parent speaks for its processes) that the search was
+    stopped; the exit status of the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+    signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+    if not os.environ.get(STOP_FILE_ENV):
+        how = " (SIGTERM)" if signum == signal.SIGTERM else ""
+        print(f"\ninterrupted{how}: finished trials are saved; rerun the same command to resume",
+              file=sys.stderr)
+    return 128 + signum
 
 
 def stop_search(message: str) -> int:

@@ -9,10 +9,13 @@ data (`check_same_grid`, `check_same_data`), keras-tuner's state in it is readab
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
@@ -21,6 +24,9 @@ from mnist_zoo.files import atomic_write_text
 from mnist_zoo.search.table import RESULTS_CSV, SUMMARY_CSV
 
 RESULTS_OWNER = ".results_grid"  # which grid's table and exports <out> holds
+SEARCH_LOCK = ".search_running"  # locked by the search that runs on <out>, for its lifetime
+# Set by a process that holds <out>'s lock for the processes it starts (--jobs' chief).
+LOCK_HELD_ENV = "MNIST_ZOO_SEARCH_LOCK_HELD"
 
 
 def project_dir(out: Path, grid_name: str) -> Path:
@@ -39,6 +45,35 @@ def check_out_folder(out: Path) -> None:
     except OSError as err:
         raise ResultsError(f"cannot write to --out {out} ({err.strerror or err}); "
                            "choose a folder you can write to") from None
+
+
+@contextlib.contextmanager
+def search_lock(out: Path):
+    """Hold <out>'s search lock while the block runs: a second search on the same --out
+    (an --overwrite would delete the first one's trials, then both would train into one
+    folder) is refused in one line naming the running one. An flock: the kernel lets it
+    go when the holder dies, however it dies. Processes started by the holder (--jobs'
+    chief and workers, LOCK_HELD_ENV) run under its lock."""
+    if os.environ.get(LOCK_HELD_ENV) == str(Path(out).resolve()):
+        yield
+        return
+    lock = open(Path(out) / SEARCH_LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            running = lock.read().strip() or "another process"
+            raise ResultsError(f"another search is running on --out {out} ({running}); wait "
+                               "for it to end or stop it, or choose another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M')}: "
+                   f"{' '.join(sys.argv[1:])[:200] or sys.argv[0]}\n")
+        lock.flush()
+        yield
+    finally:
+        lock.close()  # releases the flock
 
 
 def claim_results(out: Path, grid_name: str, overwrite: bool) -> None:
@@ -77,22 +112,69 @@ def clear_results(out: Path, grid_name: str) -> None:
 
 
 def check_same_grid(project: Path, axes: dict, settings: dict, dataset: str) -> None:
-    """Refuse to resume a project made from a different grid (--overwrite clears it first,
-    in claim_results)."""
-    fingerprint = json.dumps({"axes": axes, "settings": settings, "dataset": dataset},
-                             sort_keys=True)
+    """Refuse to resume a project made from a different grid, naming what changed
+    (--overwrite clears it first, in claim_results). A random or Bayesian search may grow
+    (a larger max_trials), a Hyperband one run more iterations: the search goes on, its
+    finished trials kept."""
+    fingerprint = json.loads(json.dumps({"axes": axes, "settings": settings,
+                                         "dataset": dataset}, sort_keys=True))
     marker = project / "grid.json"
+    earlier = _read_json(marker) if marker.exists() else None
     # Only finished trials are worth protecting: a search that failed before its first
     # trial (a grid keras-tuner refused, say) must not block the corrected grid.
-    if (marker.exists() and marker.read_text() != fingerprint
+    if (earlier is not None and earlier != fingerprint
             and any(project.glob("trial_*/result.json"))):
-        raise GridError(f"{project} holds a search of a different grid, dataset or settings; "
-                        "pass --overwrite to start afresh, or another --out")
+        _check_growth(project, earlier, fingerprint)
     project.mkdir(parents=True, exist_ok=True)
-    if not marker.exists() or marker.read_text() != fingerprint:
+    if earlier != fingerprint:
         # Atomic: with --jobs the chief and the workers all check this file at start-up,
         # and a half-written one would read as a different grid.
-        atomic_write_text(marker, fingerprint)
+        atomic_write_text(marker, json.dumps(fingerprint, sort_keys=True))
+
+
+# What a search may grow by, per strategy: more draws, or more of Hyperband's iterations.
+GROWING_BUDGET = {"random": "max_trials", "bayesian": "max_trials", "hyperband": "iterations"}
+GROWING_OPTION = {"max_trials": "--max-trials", "iterations": "[search] iterations ="}
+
+
+def _check_growth(project: Path, earlier: dict, now: dict) -> None:
+    """Allow a search that only grew its budget (GROWING_BUDGET); else a GridError naming
+    what changed."""
+    changes = grid_changes(earlier, now)
+    search_now = now["settings"].get("search", {})
+    budget = GROWING_BUDGET.get(search_now.get("strategy"))
+    budget_only = budget and all(change.startswith(f"{budget} ") for change in changes)
+    before = earlier["settings"].get("search", {}).get(budget)
+    if budget_only and before is not None and search_now.get(budget, 0) > before:
+        return
+    if budget_only:
+        raise GridError(f"{project} holds a {search_now['strategy']} search with {budget} "
+                        f"{before}; it can grow, not shrink (its trials are drawn already): "
+                        f"give {GROWING_OPTION[budget]} {before} or more, --overwrite to start "
+                        "afresh, or another --out")
+    raise GridError(f"{project} holds a search of another grid: {'; '.join(changes)}; rerun "
+                    "it as it was, pass --overwrite to start afresh, or another --out")
+
+
+def grid_changes(earlier: dict, now: dict) -> list[str]:
+    """What differs between two grid.json fingerprints, one phrase each: 'strategy random
+    -> bayesian', 'axis learning_rate [0.01, 0.1] -> [0.01]', 'dataset mnist -> ...'."""
+    pairs = [("dataset", earlier.get("dataset"), now.get("dataset"))]
+    for part, prefix in (("axes", "axis "), ("settings", "")):
+        old, new = earlier.get(part, {}), now.get(part, {})
+        for key in sorted(set(old) | set(new)):
+            if key == "search" and part == "settings":
+                old_search, new_search = old.get(key, {}), new.get(key, {})
+                pairs += [(name, old_search.get(name), new_search.get(name))
+                          for name in sorted(set(old_search) | set(new_search))]
+            else:
+                pairs.append((prefix + key, old.get(key), new.get(key)))
+    return [f"{name} {_short(old)} -> {_short(new)}" for name, old, new in pairs if old != new]
+
+
+def _short(value) -> str:
+    text = "none" if value is None else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_same_data(project: Path, data: data_lib.DigitData) -> None:

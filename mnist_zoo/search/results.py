@@ -45,7 +45,11 @@ def write_results_csv(project_dir: Path, csv_path: Path, new_row: dict | None = 
                 if (row := read_result(p)) is not None]
         table = pd.DataFrame(rows)
         if not table.empty:
-            table = table.sort_values("trial_id", kind="stable")
+            # By number: a search grown past 10 trials numbers its new ones "10", "11", after
+            # "0" to "9" (keras-tuner pads the ids to the width of the planned count).
+            table = table.sort_values("trial_id", kind="stable",
+                                      key=lambda ids: pd.to_numeric(ids, errors="coerce")
+                                      ).reset_index(drop=True)
         atomic_write_text(csv_path, table.to_csv(index=False))
         atomic_write_text(csv_path.with_name(SUMMARY_CSV), summarize(table).to_csv(index=False))
     return table
@@ -115,7 +119,8 @@ def print_top(table, objective: str, k: int) -> None:
         _print_top_points(table, objective, k, summary)
         return
     print(f"{summary}; best {len(best)} by {objective}:")
-    print(best[columns].to_string(index=False))
+    # An empty setting is one that does not apply (SGD's for Adam): "none", as the charts say.
+    print(best[columns].to_string(index=False, na_rep="none"))
 
 
 def _print_top_points(table, objective: str, k: int, summary: str) -> None:
@@ -130,7 +135,8 @@ def _print_top_points(table, objective: str, k: int, summary: str) -> None:
         [a for a in AXES if a in points][:1]
     print(f"{summary}; best {len(best)} grid points by mean {objective} over "
           f"{table[REPEAT_AXIS].nunique()} repeats:")
-    print(best[[*varying, mean, std, "completed", "runs"]].round(4).to_string(index=False))
+    print(best[[*varying, mean, std, "completed", "runs"]].round(4).to_string(
+        index=False, na_rep="none"))
 
 
 def export_top_models(table, out: Path, objective: str, k: int) -> list[Path]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from mnist_zoo.axes import REPEAT_AXIS
 from mnist_zoo.errors import GridError
 from mnist_zoo.search.pruning import PRUNE_KEYS, check_prune_keys
+from mnist_zoo.settings import RANGE_AXES, SETTINGS
 
 STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 # The [search] table's keys, their type, and the strategies they belong to.
@@ -31,8 +32,6 @@ SEARCH_KEYS = {"strategy": (str, STRATEGIES), "max_trials": (int, ("random", "ba
                "max_epochs": (int, ("hyperband",)), "factor": (int, ("hyperband",)),
                "iterations": (int, ("hyperband",))}
 DEFAULTS = {"max_trials": 10, "factor": 3, "iterations": 1}  # keras-tuner's own defaults
-RANGE_AXES = {"learning_rate": float, "momentum": float, "dropout": float,
-              "batch_size": int, "epochs": int}
 RANGE_KEYS = {"min", "max", "log", "step"}
 
 
@@ -42,7 +41,7 @@ def is_range(values) -> bool:
 
 def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
     """A range axis, e.g. {min = 1e-4, max = 0.1, log = true}, checked; floats as floats."""
-    kind = RANGE_AXES.get(axis)
+    kind = SETTINGS[axis].kind if axis in RANGE_AXES else None
     example = f"{axis} = {{ min = 1e-4, max = 0.1, log = true }}"
     if kind is None:
         raise GridError(f"{path}: axis {axis} cannot be a range (only "
@@ -67,6 +66,104 @@ def check_range(path: Path, axis: str, spec: dict, check_value) -> dict:
                         f"({'an integer ' if kind is int else ''}for {axis}), got {step!r}")
     return {"min": kind(low), "max": kind(high), "log": spec.get("log", False),
             **({"step": kind(step)} if step is not None else {})}
+
+
+class AxisValues(list):
+    """An axis's list of values that also says where the search file's [when] table lets
+    it apply ({parent axis: values}); it travels with the axes as a list does."""
+
+    def __init__(self, values, when: dict):
+        super().__init__(values)
+        self.when = when
+
+
+def conditions_of(axis: str, values) -> dict[str, tuple]:
+    """Where `axis` applies, {parent axis: values}: the settings table's rule (SGD and
+    RMSprop, say), narrowed by the search file's [when] (SGD only)."""
+    rule = dict(SETTINGS[axis].applies) if axis in SETTINGS else {}
+    narrowed = values.get("when", {}) if is_range(values) else getattr(values, "when", {})
+    for parent, allowed in narrowed.items():
+        rule[parent] = tuple(v for v in rule.get(parent, allowed) if v in allowed)
+    return rule
+
+
+def check_when(path: Path, table, axes: dict) -> dict:
+    """The axes with a search file's [when] table attached: {axis = {parent = [values]}},
+    each {parent = [values]}, e.g. { optimizer = ["sgd"] } (the parents' values checked)."""
+    if not isinstance(table, dict):
+        raise GridError(f"{path}: [when] must be a table of axes, each a table such as "
+                        "{ optimizer = [\"sgd\"] }")
+    for axis, rule in table.items():
+        if axis not in axes or axis not in SETTINGS:
+            raise GridError(f"{path}: [when] names {axis!r}, which is no axis of this file's "
+                            f"[axes] ({', '.join(axes)})")
+        if not isinstance(rule, dict) or not rule:
+            raise GridError(f"{path}: [when] {axis} must be a table of axes and values, e.g. "
+                            f"{axis} = {{ optimizer = [\"sgd\"] }}")
+        for parent, allowed in rule.items():
+            if parent == axis or parent not in axes or is_range(axes[parent]):
+                raise GridError(f"{path}: [when] {axis}: {parent!r} must be another axis of "
+                                "the file given as a list")
+            if not isinstance(allowed, list) or not allowed or any(
+                    SETTINGS[parent].check(value) for value in allowed):
+                raise GridError(f"{path}: [when] {axis}: {parent} = {allowed!r} must be a "
+                                f"non-empty list of {parent} values")
+        values = axes[axis]
+        axes[axis] = ({**values, "when": rule} if is_range(values)
+                      else AxisValues(values, rule))
+    return axes
+
+
+def check_conditions(path: Path, axes: dict) -> None:
+    """Refuse an axis that applies to none of the grid's values of its parents (an
+    SGD-only setting with optimizer = ["adam"]): it would silently be left out of every
+    trial."""
+    for axis, values in axes.items():
+        for parent, allowed in conditions_of(axis, values).items():
+            parents = axes.get(parent, [SETTINGS[parent].default])
+            if not is_range(parents) and not set(parents) & set(allowed):
+                where = " or ".join(map(str, allowed)) or "none ([when] leaves none)"
+                raise GridError(f"{path}: axis {axis} applies only to {parent} {where}, and "
+                                f"the grid's {parent} is {', '.join(map(str, parents))}; "
+                                f"remove {axis} or add {parent} {where}")
+
+
+def add_axes(hp, axes: dict, strategy: str = "grid"):
+    """Register `axes` in keras-tuner's HyperParameters `hp`: a list is a Choice (one
+    value: Fixed; a grid's default is its first), a range an Int or a Float (log-sampled
+    with log = true). A setting that applies only to some values of another axis is
+    registered under keras-tuner's conditional_scope (conditions_of: the table's rule
+    and the file's [when]), so that its random, Bayesian and Hyperband draws leave it out
+    where it does not apply. Hyperband sets the epochs."""
+    for axis, values in axes.items():
+        if axis == "epochs" and strategy == "hyperband":
+            continue
+        scopes = [hp.conditional_scope(parent, [v for v in allowed if v in axes[parent]])
+                  for parent, allowed in conditions_of(axis, values).items()
+                  if parent in axes and not is_range(axes[parent])]
+        for scope in scopes:
+            scope.__enter__()
+        try:
+            _add_axis(hp, axis, values, strategy)
+        finally:
+            for scope in reversed(scopes):
+                scope.__exit__(None, None, None)
+    return hp
+
+
+def _add_axis(hp, axis: str, values, strategy: str) -> None:
+    if is_range(values):
+        kind = hp.Float if isinstance(values["min"], float) else hp.Int
+        kind(axis, values["min"], values["max"], step=values.get("step"),
+             sampling="log" if values["log"] else "linear")
+    elif all(isinstance(value, bool) for value in values) and len(values) == 2:
+        hp.Boolean(axis, default=values[0])  # a Choice would turn them into 0 and 1
+    elif strategy == "grid":
+        hp.Choice(axis, values, default=values[0])
+    elif len(values) == 1:
+        hp.Fixed(axis, values[0])
+    else:
+        hp.Choice(axis, values)
 
 
 def _is_number(value) -> bool:

@@ -13,6 +13,11 @@ it resume exactly and let the trainer fuse what it hands out together:
   first trial is picked (a round's first epochs from fresh draws, a later round's from
   the best of the round before, once that one has ended).
 
+- a search may grow: rerun with a larger max_trials (random, Bayesian: keras-tuner's
+  state does not hold it) or more iterations (Hyperband: set_state keeps the new ones),
+  it goes on from the trials so far and proposes what a search of that size from the
+  start does (tests/test_search_strategies; project.check_same_grid allows it).
+
 `make_oracle` builds the oracle a search file's [search] table names.
 """
 
@@ -26,25 +31,14 @@ from mnist_zoo.search._keras_tuner import TrialStatus
 from mnist_zoo.search.grid import REPEAT_AXIS, grid_points
 from mnist_zoo.search.oracle import ResumableGridOracle, ResumeFromRecords, make_hyperparameters
 from mnist_zoo.search.plan import Batches, run_values
-from mnist_zoo.search.space import is_range
+from mnist_zoo.search.space import add_axes
 
 
 def search_space(axes: dict, strategy: str) -> kt.HyperParameters:
-    """keras-tuner's space: a list is a Choice (one value: Fixed), a range an Int or a
-    Float (log-sampled with log = true). Hyperband sets the epochs itself."""
-    hp = kt.HyperParameters()
-    for axis, values in axes.items():
-        if axis == "epochs" and strategy == "hyperband":
-            continue
-        if is_range(values):
-            kind = hp.Float if isinstance(values["min"], float) else hp.Int
-            kind(axis, values["min"], values["max"], step=values.get("step"),
-                 sampling="log" if values["log"] else "linear")
-        elif len(values) == 1:
-            hp.Fixed(axis, values[0])
-        else:
-            hp.Choice(axis, values)
-    return hp
+    """keras-tuner's space (mnist_zoo.search.space.add_axes): a list is a Choice (one
+    value: Fixed), a range an Int or a Float; a setting that applies only beside some
+    values of another is drawn only there. Hyperband sets the epochs itself."""
+    return add_axes(kt.HyperParameters(), axes, strategy)
 
 
 class RepeatsMixin:
@@ -123,6 +117,14 @@ class HyperbandOracle(ResumeFromRecords, kt.oracles.HyperbandOracle):
     def __init__(self, *, seed: int, **kwargs):
         super().__init__(seed=seed, **kwargs)
         _keras_tuner.seed_oracle(self, seed)
+
+    def set_state(self, state):
+        """keras-tuner's state holds the iterations it was started with: keep the ones
+        asked for now, so that a rerun with more iterations goes on (project.py allows
+        a search to grow, not to shrink)."""
+        iterations = self.hyperband_iterations
+        super().set_state(state)
+        self.hyperband_iterations = iterations
 
     def populate_space(self, trial_id):
         response = super().populate_space(trial_id)

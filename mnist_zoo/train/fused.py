@@ -5,8 +5,8 @@ mostly per-op overhead. Trials of a grid that share the data pipeline (same
 model, batch size, epochs, augmentation) are therefore trained together:
 
 * every member stays an ordinary registry model with its own weights and its own
-  optimizer (type, learning rate, momentum, schedule), so it saves, exports and
-  scores exactly like a model trained alone;
+  optimizer (its type and settings), so it saves, exports and scores exactly like
+  a model trained alone;
 * the forward pass runs the members side by side: the first layer's kernels are
   concatenated into one layer over the shared input, later convolutions become
   one grouped convolution where this process' kernels can train it (oneDNN, cuDNN)

@@ -19,6 +19,7 @@ import functools
 from pathlib import Path
 
 from mnist_zoo.errors import RecipeError
+from mnist_zoo.settings import SETTINGS
 
 try:
     import tomllib
@@ -26,9 +27,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 RECIPES_FILE = Path(__file__).with_name("recipes.toml")
-# Recipe keys that are train() arguments; anything else in the file is a typo.
-FIELDS = ("activation", "optimizer", "learning_rate", "momentum", "lr_schedule", "batch_size",
-          "epochs", "augment", "dropout", "pooling")
+# Recipe keys: the settings table's axes but the model (the recipe's name says it);
+# anything else in the file is a typo.
+FIELDS = tuple(name for name, setting in SETTINGS.items() if setting.axis and name != "model")
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,15 +21,16 @@ import numpy as np
 from mnist_zoo import data as data_lib
 from mnist_zoo.errors import SettingsError
 from mnist_zoo.files import inside
-from mnist_zoo.models import build_model
+from mnist_zoo.models import build_model, model_settings
 from mnist_zoo.scores import evaluate_model
+from mnist_zoo.settings import SETTINGS, in_group, run_settings
 from mnist_zoo.train.fit import STEPS_PER_EXECUTION, fit_models
 
 CHECKPOINT_PATTERN = re.compile(r"ckpt-(\d+)\.keras$")
 # What a run was started with (train writes it first); --resume must match it.
 RUN_SETTINGS = "settings.json"
-# train()'s whole-number settings and their least values.
-WHOLE_NUMBERS = {"batch_size": 1, "epochs": 1, "keep_checkpoints": 1, "early_stopping": 0}
+# train()'s whole-number options beside the settings table, and their least values.
+WHOLE_NUMBERS = {"keep_checkpoints": 1, "early_stopping": 0}
 
 
 @dataclasses.dataclass
@@ -65,82 +66,61 @@ def default_verbose() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "adam",
-          learning_rate: float = 1e-3, momentum: float = 0.0, batch_size: int = 64,
-          epochs: int = 3, dataset: str = "mnist", data_dir=None, subset: int | None = None,
-          validation_size: int | float | None = None, augment=None,
-          lr_schedule: str = "constant", early_stopping: int = 0, keep_checkpoints: int = 2,
-          resume: bool = False, overwrite: bool = False, initial_weights=None,
-          out="results/runs", name: str | None = None, seed: int = 0, verbose: int | None = None,
-          data: data_lib.DigitData | None = None, export: bool = True, tensorboard: bool = False,
-          **model_settings) -> RunResult:
+def train(model: str = "lenet5", *, dataset: str = "mnist", data_dir=None,
+          subset: int | None = None, validation_size: int | float | None = None,
+          early_stopping: int = 0, keep_checkpoints: int = 2, resume: bool = False,
+          overwrite: bool = False, initial_weights=None, out="results/runs",
+          name: str | None = None, seed: int = 0, verbose: int | None = None,
+          data: data_lib.DigitData | None = None, export: bool = True,
+          tensorboard: bool = False, **settings) -> RunResult:
     """Train `model` and write its run folder; returns the metrics, history and model.
 
+    settings: the settings table's (mnist_zoo.settings, listed below), e.g.
+    activation="tanh", optimizer="sgd", learning_rate=0.01, epochs=5; one that does not
+    apply to the model or optimizer (max pooling for an MLP) is refused.
     early_stopping: patience in epochs on val_loss (0 = off).
     resume: continue from the newest checkpoint of this run folder, if any; the run's
     settings must be the ones it was started with (epochs may grow).
     overwrite: replace a run folder that already holds a run (else a SettingsError).
     initial_weights: a .keras or .weights.h5 file to start from.
     data: an already loaded `DigitData` (skips loading; handy from code).
-    model_settings: builder settings such as dropout or pooling.
     Bad settings raise a SettingsError (a ValueError) before anything is loaded or written.
     """
-    check_numbers(learning_rate=learning_rate, momentum=momentum, batch_size=batch_size,
-                  epochs=epochs, early_stopping=early_stopping,
-                  keep_checkpoints=keep_checkpoints)
-    name = name or f"{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}"
+    run = check_run(model, settings, seed=seed, subset=subset)
+    check_numbers(early_stopping=early_stopping, keep_checkpoints=keep_checkpoints)
+    name = name or "{model}_{activation}_{optimizer}_lr{learning_rate:g}_bs{batch_size}".format(
+        **run)
     run_dir = run_folder(out, name)
-    if holds_run(run_dir) and not resume:
-        if not overwrite:
-            raise SettingsError(f"{run_dir} already holds a run; pass --overwrite to replace it, "
-                                "--resume to continue it, or give another --name")
-        shutil.rmtree(run_dir)  # its old checkpoints must not seed a later --resume
+    if holds_run(run_dir) and not (resume or overwrite):
+        raise SettingsError(f"{run_dir} already holds a run; pass --overwrite to replace it, "
+                            "--resume to continue it, or give another --name")
     keras.utils.set_random_seed(seed)
     verbose = default_verbose() if verbose is None else verbose
     if data is None:
         data = data_lib.load_dataset(dataset, data_dir, validation_size=validation_size,
                                      subset=subset, seed=seed)
-    settings = {"model": model, "activation": activation, "optimizer": optimizer,
-                "learning_rate": learning_rate, "momentum": momentum,
-                "batch_size": batch_size, "lr_schedule": lr_schedule,
-                "augment": augment or "none", "dataset": data.name,
-                "train_images": len(data.x_train), "seed": seed, **model_settings}
+    recorded = {**{key: value for key, value in run.items() if key != "epochs"},
+                "dataset": data.name, "train_images": len(data.x_train)}
     if resume:
-        check_same_run(run_dir, settings)
+        check_same_run(run_dir, recorded)
+    elif holds_run(run_dir):
+        shutil.rmtree(run_dir)  # --overwrite: its old checkpoints must not seed a later --resume
     checkpoint_dir = run_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / RUN_SETTINGS).exists():
-        (run_dir / RUN_SETTINGS).write_text(json.dumps(settings, indent=2))
+        (run_dir / RUN_SETTINGS).write_text(json.dumps(recorded, indent=2))
 
-    steps_per_epoch = int(np.ceil(len(data.x_train) / batch_size))
-    checkpoints = list_checkpoints(checkpoint_dir) if resume else []
-    if checkpoints:
-        # The .keras checkpoint holds the optimizer state, so the run continues exactly.
-        net = keras.models.load_model(checkpoints[-1])
-        initial_epoch = int(CHECKPOINT_PATTERN.search(checkpoints[-1].name).group(1))
-        print(f"resuming {name} from {checkpoints[-1].name} (epoch {initial_epoch})")
-    else:
-        net = build_model(model, activation=activation, optimizer=optimizer,
-                          learning_rate=learning_rate, momentum=momentum,
-                          lr_schedule=lr_schedule, decay_steps=steps_per_epoch * epochs,
-                          steps_per_execution=STEPS_PER_EXECUTION, **model_settings)
-        initial_epoch = 0
-        if initial_weights:
-            _load_initial_weights(net, initial_weights)
-
+    net, initial_epoch = _start_model(run, checkpoint_dir if resume else None, initial_weights,
+                                      math.ceil(len(data.x_train) / run["batch_size"]), name)
     callbacks = _run_callbacks(run_dir, keep_checkpoints, early_stopping, tensorboard,
                                append=initial_epoch > 0)
-    (fit,) = fit_models([net], data, batch_size=batch_size, epochs=epochs, augment=augment,
-                        seed=seed, verbose=verbose, callbacks=callbacks,
+    (fit,) = fit_models([net], data, batch_size=run["batch_size"], epochs=run["epochs"],
+                        augment=run["augment"], seed=seed, verbose=verbose, callbacks=callbacks,
                         initial_epoch=initial_epoch, test=False)  # evaluate_model scores below
-    seconds = fit.seconds
-
     metrics = {
-        "model": model, "activation": activation, "optimizer": optimizer,
-        "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
-        "dataset": data.name, "data_source": data.source, "seed": seed,
+        **run, "dataset": data.name, "data_source": data.source,
         "train_images": len(data.x_train), "params": net.count_params(),
-        "epochs_run": initial_epoch + fit.epochs_run, "seconds": round(seconds, 2),
+        "epochs_run": initial_epoch + fit.epochs_run, "seconds": round(fit.seconds, 2),
         "train": evaluate_model(net, data.x_train, data.y_train, data.class_names),
         "val": (evaluate_model(net, data.x_val, data.y_val, data.class_names)
                 if len(data.x_val) else None),
@@ -151,25 +131,59 @@ def train(model: str = "lenet5", *, activation: str = "relu", optimizer: str = "
     if export:
         net.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
     print(f"{name}: test accuracy {metrics['test']['accuracy']:.4f}, "
-          f"loss {metrics['test']['loss']:.4f} ({seconds:.1f} s) -> {run_dir}")
+          f"loss {metrics['test']['loss']:.4f} ({fit.seconds:.1f} s) -> {run_dir}")
     return RunResult(run_dir, metrics, fit.history, net)
+
+
+train.__doc__ += "\n    The settings:\n" + "".join(
+    f"    {s.name} ({s.kind.__name__}, default {s.default!r}): {s.help}\n"
+    for s in SETTINGS.values() if s.axis and s.name != "model")
+
+
+def check_run(model: str, settings: dict, *, seed: int = 0, subset: int | None = None):
+    """The run's settings (a frozen RunSettings), every one checked against the table and
+    the model's builder before anything is loaded or written."""
+    run = run_settings({"model": model, **settings, "seed": seed, "subset": subset})
+    takes = model_settings(model)
+    refused = sorted(key for key in settings if key in in_group("architecture")
+                     and key not in takes)
+    if refused:  # a builder registered from code without one of the zoo's settings
+        raise SettingsError(f"model {model!r} does not take {refused}; it takes {takes}")
+    return run
+
+
+def _start_model(run, checkpoint_dir: Path | None, initial_weights, steps_per_epoch: int,
+                 name: str) -> tuple[keras.Model, int]:
+    """The model to train and the epoch it starts from: the newest checkpoint's (its
+    .keras file holds the optimizer state, so the run continues exactly), or a new one."""
+    checkpoints = list_checkpoints(checkpoint_dir) if checkpoint_dir else []
+    if checkpoints:
+        initial_epoch = int(CHECKPOINT_PATTERN.search(checkpoints[-1].name).group(1))
+        print(f"resuming {name} from {checkpoints[-1].name} (epoch {initial_epoch})")
+        return keras.models.load_model(checkpoints[-1]), initial_epoch
+    takes = {*model_settings(run["model"]), *in_group("optimizer")}
+    net = build_model(run["model"], decay_steps=steps_per_epoch * run["epochs"],
+                      steps_per_execution=STEPS_PER_EXECUTION,
+                      **{key: value for key, value in run.items() if key in takes})
+    if initial_weights:
+        _load_initial_weights(net, initial_weights)
+    return net, 0
 
 
 def check_numbers(**values) -> None:
     """What the command line's argument types check, for callers from Python: a SettingsError
     naming the setting (batch_size=0 would divide by zero, epochs=0 or a NaN rate would
-    save an untrained or NaN model)."""
+    save an untrained or NaN model). The settings table's settings (mnist_zoo.settings)
+    are checked by the table, the others here."""
     for key, value in values.items():
-        if key in WHOLE_NUMBERS:
-            low = WHOLE_NUMBERS[key]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise SettingsError(f"{key} must be a whole number >= {low}, got {value!r}")
+        if key in SETTINGS:
+            problem = SETTINGS[key].check(value)
+            if problem:
+                raise SettingsError(SETTINGS[key].refusal(value, problem))
             continue
-        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-        if key == "learning_rate" and not (number and math.isfinite(value) and value > 0):
-            raise SettingsError(f"learning_rate must be a finite number above 0, got {value!r}")
-        if key == "momentum" and not (number and math.isfinite(value) and 0 <= value < 1):
-            raise SettingsError(f"momentum must be a number from 0 to below 1, got {value!r}")
+        low = WHOLE_NUMBERS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise SettingsError(f"{key} must be a whole number >= {low}, got {value!r}")
 
 
 def run_folder(out, name: str) -> Path:
