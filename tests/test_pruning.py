@@ -324,3 +324,26 @@ def test_charts_of_a_table_with_pruned_rows(tmp_path):
     values = [t.get_text() for t in ax.texts if not t.get_text().startswith("pruned")]
     # (1e-5, adam), (0.01, adam), (0.01, sgd): relu's alone there, not averaged with 5 %
     assert values == ["50.0", "95.0", "95.0"], values
+
+
+@pytest.mark.slow
+def test_two_processes_judge_on_what_both_reported(tmp_path):
+    """--jobs 2: each process trains part of the group and writes its reports to the shared
+    folder; every trial ends once, as completed or pruned, the best one completed, and
+    the judgements read the other process's reports (which ones were there in time depends
+    on timing, so only the invariants are checked)."""
+    grid = grid_file(tmp_path)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_zoo.search", "--grid", str(grid), "--out", str(out),
+         "--data-dir", str(MNIST_8K2K), "--subset", "2000", "--export-top", "0", "--jobs", "2",
+         "--no-tensorboard", "--prune", "median", "--prune-min-trials", "2"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "experiment_results.csv", dtype={"trial_id": str})
+    assert len(table) == 6 and table.groupby(POINT).size().eq(1).all()
+    assert set(table["status"]) <= {"completed", "pruned"}
+    best = table.set_index(POINT).loc[(0.01, "adam")]
+    assert best["status"] == "completed" and best["epochs_run"] == 2
+    reports = list((out / "tuner" / "lost" / "pruning").glob("*.json"))
+    assert len(reports) == 6  # both processes reported every run they trained
