@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Each test converts and scores real files (tens of seconds with its fixture): the full tier.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("onnxruntime", reason="the export extra: pip install -e '.[export]'")
 pytest.importorskip("ai_edge_litert", reason="the export extra: pip install -e '.[export]'")
 

@@ -83,6 +83,7 @@ def test_fused_training_equals_training_each_model_alone(name, digits):
     assert max(fit.history["val_accuracy"][-1] for fit in fused) > 0.3  # chance is 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [LENET5, "mlp_medium"])
 def test_fused_repeats_equal_repeats_trained_alone(name, digits):
     """Repeats: the same settings from three seeds (other initial weights, same batches).

@@ -39,6 +39,7 @@ def big_search_csv(path: Path, rows: int = 5000) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_plot_of_5000_trials_is_quick_and_readable(tmp_path, zoo_check_image):
     from mnist_zoo import plot
 

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from mnist_zoo import quiet
 
 
@@ -27,6 +29,7 @@ def test_gpu_probe_failures_are_noise_only_without_a_gpu():
     assert not quiet.notice_pattern(has_gpu=True).search(line)
 
 
+@pytest.mark.slow
 def test_a_process_that_uses_the_package_starts_quietly():
     code = ("import mnist_zoo, keras, tensorflow as tf; "
             "print(float(tf.reduce_sum(tf.ones((2, 2)))))")

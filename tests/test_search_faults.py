@@ -60,6 +60,7 @@ def one_line_error(capsys, argv) -> str:
 
 
 # --------------------------------------------------------------------------- lost results
+@pytest.mark.slow
 def test_a_second_grid_in_the_same_out_does_not_replace_the_first(tmp_path, digits):
     out = tmp_path / "out"
     first = run(grid_file(tmp_path, "first"), out, digits)
@@ -228,6 +229,7 @@ def test_a_fused_group_the_kernels_refuse_is_trained_one_at_a_time(tmp_path, dig
     assert (table["trained_with"] == 1).all() and table["val_accuracy"].max() > 0.5
 
 
+@pytest.mark.slow
 def test_a_crash_mid_search_leaves_no_trial_that_a_rerun_takes_for_finished(tmp_path, digits,
                                                                          monkeypatch):
     """Issue #22, item 2: the trial running at a crash had recorded a failed result.json
@@ -331,6 +333,7 @@ def test_a_second_grid_is_refused_while_the_first_has_no_table_yet(tmp_path, mon
     assert owner != refused[0] and [p.name for p in (together / "tuner").iterdir()] == [owner]
 
 
+@pytest.mark.slow
 def test_fused_groups_are_cut_into_parts_that_fit(tmp_path, digits, monkeypatch):
     """Issue #22, item 8: 1,000 repeats of one point were fused into one graph (6.3 GB and
     rising, no trial after 240 s); a group is cut into parts of at most FUSE_LIMIT
@@ -630,6 +633,7 @@ def test_out_made_read_only_mid_search_stops_it_in_one_line(tmp_path, mnist_8k2k
     assert len(table) == 4 and (table["status"] == "completed").all()
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_jobs_prints_one_line_and_no_traceback(tmp_path, mnist_8k2k):
     grid, out = grid_file(tmp_path, "ctrlc", JOBS_GRID), tmp_path / "out"
     parent = _start_jobs(grid, out)

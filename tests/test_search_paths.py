@@ -89,6 +89,7 @@ EXTRA_AXES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", EXTRA_AXES)
 def test_each_extra_axis_reaches_the_trained_model(axis, tmp_path, digits):
     axes, model = EXTRA_AXES[axis]
@@ -101,6 +102,7 @@ def test_each_extra_axis_reaches_the_trained_model(axis, tmp_path, digits):
     assert (table["val_accuracy"] > 0.1).all()
 
 
+@pytest.mark.slow
 @pytest.mark.kernels
 def test_a_diverged_trial_has_the_same_epochs_run_fused_or_not(tmp_path, digits):
     axes = ('model = ["lenet5"]\noptimizer = ["sgd"]\nlearning_rate = [1e12, 0.05]\n'
@@ -118,6 +120,7 @@ def test_a_diverged_trial_has_the_same_epochs_run_fused_or_not(tmp_path, digits)
                                atol=0.03)
 
 
+@pytest.mark.slow
 def test_trials_are_logged_for_tensorboard_hparams(tmp_path, digits):
     import tensorflow as tf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -97,6 +97,7 @@ def test_a_second_search_on_a_running_ones_out_is_refused(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- items 2 and 8
+@pytest.mark.slow
 def test_sigterm_to_a_jobs_search_stops_it_as_ctrl_c_does(tmp_path):
     """SIGTERM (kill, timeout, schedulers) ended a --jobs search silently (status -15), its
     workers SIGKILLed and its jobs folder left in the temp folder."""
@@ -167,6 +168,7 @@ def test_a_chief_on_a_port_in_use_says_so_in_one_line(tmp_path):
     assert not (out / "tuner" / "g" / "oracle.json").exists()  # checked before any write
 
 
+@pytest.mark.slow
 def test_a_worker_without_a_chief_says_what_it_waits_for_and_gives_up(tmp_path):
     """It waited (60 minutes, keras-tuner's limit) without a word."""
     grid, address = grid_file(tmp_path), f"127.0.0.1:{free_port()}"
@@ -188,6 +190,7 @@ def test_a_worker_without_a_chief_says_what_it_waits_for_and_gives_up(tmp_path):
 
 
 # --------------------------------------------------------------------------- #35 item 3
+@pytest.mark.slow
 def test_offline_without_data_a_jobs_search_prints_one_error(tmp_path):
     """`python -m mnist_zoo.search --grid full` as a newcomer runs it, offline, with no data
     (no --data-dir, no MNIST_ZOO_DATA_DIR, no Keras cache): the error was printed once per

@@ -86,6 +86,16 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
     ax.set_axisbelow(True)
     ax.set_xlabel(res.metric_label)
     style.threshold_line(ax, res, vertical=True)
+    _legend(fig, ax, res, colours, colour_axis)
+    what, zoom = _notes(fig, res, n, total, start)
+    style.title(fig, res, f"{what} ranked by {'mean ' if res.repeats else ''}{res.metric_label}")
+    caption = _caption(res, what, colour_axis, colours, zoom)
+    return [style.Chart(style.save(fig, out, "ranking", fmt), caption, fig)]
+
+
+def _legend(fig: Figure, ax, res: Results, colours, colour_axis: str | None) -> None:
+    """Colours, whiskers and threshold explained above the bars, where a reader of a tall
+    chart starts."""
     handles = colours.legend_handles() if colours else []
     if colours and colours.scale is not None:
         colours.colorbar(fig, ax, shrink=0.5, aspect=30, pad=0.01)
@@ -96,12 +106,17 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
         handles += [Patch(color=style.BELOW, label="past the threshold"),
                     Line2D([], [], color="#cf222e", linestyle="--",
                            label=f"threshold {res.format(res.threshold)}")]
-    if handles:  # above the bars, where a reader of a tall chart starts
+    if handles:
         legend_title = (f"colour: {style.name(colour_axis)}"
                         if colours and colours.scale is None else None)
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
                   ncols=min(len(handles), 4 if res.repeats else 7), frameon=False,
                   title=legend_title, alignment="left")
+
+
+def _notes(fig: Figure, res: Results, n: int, total: int, start: float) -> tuple[str, str]:
+    """(what the chart shows, the zoom note): the trials left out and a zoomed axis are said
+    under the chart."""
     units = "grid points" if res.repeats else "completed trials"
     notes = []
     if n < total:
@@ -116,9 +131,7 @@ def plot_ranking(res: Results, out: Path, fmt: str) -> list[style.Chart]:
         notes.append(zoom)
     if notes:
         fig.supxlabel("; ".join(notes), fontsize=9, color=style.NOTE_COLOUR)
-    style.title(fig, res, f"{what} ranked by {'mean ' if res.repeats else ''}{res.metric_label}")
-    caption = _caption(res, what, colour_axis, colours, zoom)
-    return [style.Chart(style.save(fig, out, "ranking", fmt), caption, fig)]
+    return what, zoom
 
 
 def _caption(res: Results, what: str, colour_axis: str | None, colours, zoom: str) -> str:
