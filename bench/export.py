@@ -114,7 +114,9 @@ def chart(rows: list[dict], path: Path) -> None:
     datasets = sorted({row["dataset"] for row in rows})
     models = sorted({row["model"] for row in rows})
     markers = dict(zip(LABELS, "osD^"))
-    colours = {model: f"C{i}" for i, model in enumerate(models)}
+    # tab10 without its grey (C7): grey is the legend's colour for the file kinds.
+    palette = [f"C{i}" for i in range(10) if i != 7]
+    colours = {model: palette[i % len(palette)] for i, model in enumerate(models)}
     fig = Figure(figsize=(12, 4.6 * len(datasets)), layout="constrained")
     axes = fig.subplots(len(datasets), 2, squeeze=False)
     for (ax_time, ax_size), dataset in zip(axes, datasets):
@@ -133,7 +135,7 @@ def chart(rows: list[dict], path: Path) -> None:
             ax.grid(alpha=0.3)
     handles = [axes[0][0].scatter([], [], color=colour, marker="o", label=model)
                for model, colour in colours.items()]
-    handles += [axes[0][0].scatter([], [], color="grey", marker=marker, label=LABELS[kind])
+    handles += [axes[0][0].scatter([], [], color="black", marker=marker, label=LABELS[kind])
                 for kind, marker in markers.items()]
     fig.legend(handles=handles, loc="outside right center", fontsize=9)
     fig.suptitle("Exported zoo models: accuracy against latency and size")
