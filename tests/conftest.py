@@ -99,3 +99,19 @@ def lab_csv(tmp_path):
         lines.append(f"{act},{lr},{opt},{bs},{accuracy}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def one_line_error(capsys, argv) -> str:
+    """`python -m mnist_zoo.search` with argv (in this process) must refuse with exit status
+    2 and one `error:` line on stderr, no traceback; the line is returned."""
+    from mnist_zoo import search as search_lib
+
+    try:
+        code = search_lib.main(argv)
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err and len(errors) == 1, err
+    return errors[0]

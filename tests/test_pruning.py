@@ -20,7 +20,7 @@ import pytest
 from mnist_zoo import search as search_lib
 from mnist_zoo.errors import SettingsError
 from mnist_zoo.search.pruning import PruneRule, parse_prune, pruned_summary, should_prune
-from conftest import MNIST_8K2K
+from conftest import MNIST_8K2K, one_line_error
 
 MEDIAN = PruneRule(keep=50, warmup=1, min_trials=3)
 
@@ -237,15 +237,6 @@ def test_random_search_prunes_the_same_way(tmp_path, digits):
     assert (lost["epochs_run"] == 1).all() and (table["status"] == "completed").any()
 
 
-def one_line_error(capsys, argv) -> str:
-    try:
-        code = search_lib.main(argv)
-    except SystemExit as stop:  # argparse's own refusal
-        code = stop.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "Traceback" not in err, err
-    (line,) = [line for line in err.splitlines() if "error:" in line]
-    return line
 
 
 def test_bad_pruning_settings_are_refused_in_one_line(tmp_path, capsys):

@@ -21,7 +21,7 @@ from mnist_zoo.search import _command as search_command
 from mnist_zoo.search import processes
 from mnist_zoo.search.grid import load_grid
 from mnist_zoo.search.results import export_top_models, print_top
-from conftest import MNIST_8K2K
+from conftest import MNIST_8K2K, one_line_error
 
 
 MLP_GRID = 'model = ["mlp_bp"]\nactivation = ["relu", "tanh"]\nepochs = [1]'
@@ -46,17 +46,6 @@ def run(grid: Path, out: Path, data, **kwargs) -> pd.DataFrame:
     return search_lib.search(str(grid), data=data, out=out, verbose=0, **kwargs)
 
 
-def one_line_error(capsys, argv) -> str:
-    """main(argv) must refuse with exit status 2 and one line on stderr, no traceback."""
-    try:
-        code = search_lib.main(argv)
-    except SystemExit as stop:  # argparse's own refusal
-        code = stop.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert "Traceback" not in err and len(errors) == 1, err  # (argparse adds its usage)
-    return errors[0]
 
 
 # --------------------------------------------------------------------------- lost results

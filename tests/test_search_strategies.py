@@ -16,7 +16,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,6 +135,20 @@ def new_oracle(project: Path, strategy: str, reload: bool = False):
         oracle.reload()
     return oracle
 
+def finish_trial(oracle, trial, project: Path, done: list) -> None:
+    """Report a handed-out trial as a worker would; a trial whose record exists finished
+    before a kill (or in an earlier run): it is reported, not trained again."""
+    run = run_values(trial.hyperparameters.values)
+    record = project / f"trial_{trial.trial_id}" / "result.json"
+    if not record.exists():
+        record_trial({"trial_id": trial.trial_id, "status": "completed",
+                      "val_accuracy": score(run)}, record.parent)
+        done.append((trial.trial_id, run))
+    oracle.update_trial(trial.trial_id, {"val_accuracy": score(run)})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
 
 def hand_out(project: Path, strategy: str, kill_after: int | None = None,
              between_writes: bool = False) -> list[tuple]:
@@ -157,15 +170,7 @@ def hand_out(project: Path, strategy: str, kill_after: int | None = None,
                 (project / "oracle.json").write_text(state)
             oracle = new_oracle(project, strategy, reload=True)
             continue
-        run = run_values(trial.hyperparameters.values)
-        record = project / f"trial_{trial.trial_id}" / "result.json"
-        if not record.exists():  # else it finished before the kill: reported, not rerun
-            record_trial({"trial_id": trial.trial_id, "status": "completed",
-                          "val_accuracy": score(run)}, record.parent)
-            done.append((trial.trial_id, run))
-        oracle.update_trial(trial.trial_id, {"val_accuracy": score(run)})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
+        finish_trial(oracle, trial, project, done)
 
 
 @pytest.mark.parametrize("strategy, kill_after, between_writes", [
@@ -329,15 +334,7 @@ def grow(project: Path, strategy: str, budgets: list[int]) -> list[tuple]:
         if number:
             oracle.reload()
         while (trial := oracle.create_trial("tuner0")).status != "STOPPED":
-            run = run_values(trial.hyperparameters.values)
-            record = project / f"trial_{trial.trial_id}" / "result.json"
-            if not record.exists():  # else recorded before: reported, not rerun (hand_out)
-                record_trial({"trial_id": trial.trial_id, "status": "completed",
-                              "val_accuracy": score(run)}, record.parent)
-                done.append((trial.trial_id, run))
-            oracle.update_trial(trial.trial_id, {"val_accuracy": score(run)})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
+            finish_trial(oracle, trial, project, done)
     return done
 
 

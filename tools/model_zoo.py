@@ -493,7 +493,6 @@ def measure_speed(recipe: str, batches: int, images: int, mnist_dir: Path) -> di
     Inference: batches of 1,000 test images as the tests score them, after a warm-up; the
     best of three passes."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from mnist_zoo import data as data_lib

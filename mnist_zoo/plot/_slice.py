@@ -109,7 +109,7 @@ def _caption(res: Results, panels: list) -> str:
     caption = (f"{res.metric_label} of every completed run (a dot) against each continuous "
                f"setting, the most important first: {settings}. The red star is the best run.")
     if res.budget:
-        caption += (f" Dots are coloured by the epochs each configuration reached."
+        caption += (" Dots are coloured by the epochs each configuration reached."
                     + hyperband_note(res))
     elif colours:
         caption += (" Dots are coloured by the most important other setting ("

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 
 from mnist_zoo import data as data_lib
 from mnist_zoo.cli import Parser, add_settings, command, non_negative_int, positive_int
