@@ -27,6 +27,8 @@ from mnist_zoo.search.space import resolve_search
 # Set by --jobs for its processes: where one that must stop the search writes its one
 # line (the first one wins), for the parent to print once instead of one per process.
 STOP_FILE_ENV = "MNIST_ZOO_STOP_FILE"
+# How long a stopped --jobs process has to end on SIGTERM before it is killed.
+CHILD_STOP_SECONDS = 10
 
 
 def usable_cores() -> int:
@@ -118,7 +120,13 @@ def _start_and_wait(args, argv: list[str], env: dict, project: Path, stop_file: 
             if process.poll() is None:
                 process.terminate()
         for process in (*workers, chief):
-            process.wait()
+            # A process inside a C call (a gRPC wait on a chief that is going too) may not
+            # end on SIGTERM for minutes: what it has finished is saved, so kill it.
+            try:
+                process.wait(timeout=CHILD_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def check_data_once(args, spec: dict) -> None:
@@ -269,8 +277,12 @@ def sigterm_as_interrupt():
     """While the block runs, SIGTERM raises Terminated (a KeyboardInterrupt): Python's
     default ended the process at once, its --jobs processes SIGKILLed by Linux
     (_die_with_parent) and its jobs folder left behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
+    if threading.current_thread() is not threading.main_thread() or os.environ.get(STOP_FILE_ENV):
+        # Handlers can only be set from the main thread. A --jobs chief or worker keeps
+        # SIGTERM's default, to end at once when its parent stops it (the parent speaks for
+        # it): raised as an exception anywhere, even in a weakref callback, it printed
+        # "Exception ignored" tracebacks and could wait out a gRPC call first.
+        yield
         return
     before = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
