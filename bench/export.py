@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))  # model_zoo: the card's machine facts and markers
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist-full"
 CSV = ROOT / "docs" / "model_zoo_export.csv"
 CHART = ROOT / "docs" / "model_zoo_export.png"
@@ -82,7 +83,6 @@ def _row(report: dict, fmt: str, quantize: str, side: str) -> dict:
 
 def machine() -> dict:
     """What the timings depend on, recorded beside them."""
-    sys.path.insert(0, str(ROOT / "tools"))
     from model_zoo import cpu_kernels, cpu_name
 
     return {"cpu": cpu_name() or platform.machine(), "load_average": os.getloadavg()[0],
@@ -170,13 +170,9 @@ def _cell(row: dict) -> str:
 
 
 def write_card(rows: list[dict], card: Path) -> None:
-    start, end = "<!-- export -->", "<!-- /export -->"
-    text = card.read_text()
-    if start not in text or end not in text:
-        raise SystemExit(f"{card} has no {start} ... {end} markers")
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
-    card.write_text(f"{before}{start}\n{card_table(rows)}\n{end}{after}")
+    from model_zoo import replace_between  # the card's other tables are written the same way
+
+    card.write_text(replace_between(card.read_text(), "export", card_table(rows)))
 
 
 def main(argv=None) -> int:

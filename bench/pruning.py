@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     runs, seconds = {}, {}
     for name, extra in (("grid", []), (f"grid --prune {args.prune}", ["--prune", args.prune])):
         started = time.perf_counter()
-        runs[name], _, _ = grid_speed.run_search(args, spec, "default", extra=extra)
+        runs[name], _, _ = grid_speed.run_search(
+            args, spec, os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), extra=extra)
         seconds[name] = time.perf_counter() - started
     if not args.skip_naive:
         data = data_lib.load_dataset(args.dataset, args.data_dir, subset=args.subset,

@@ -101,14 +101,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def fraction(text: str) -> float:
-    """A finite number from 0 up to, not including, 1: a probability, a fraction."""
-    value = _parse(text, float, "a number")
-    if not (math.isfinite(value) and 0 <= value < 1):
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")
-    return value
-
-
 def _parse(text: str, kind, what: str):
     try:
         return kind(text)

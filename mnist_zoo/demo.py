@@ -36,9 +36,6 @@ from mnist_zoo.cli import Parser, command, positive_int
 from mnist_zoo.errors import ImageError, ModelError, SettingsError, ZooError
 
 DATASETS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
-# predict's preparation for each dataset: digits go into 20x20 centred by mass, Fashion-MNIST
-# items fill 28 pixels with their box centred, as each dataset was made.
-PREPARATION = {"mnist": {}, "fashion_mnist": {"box": 28, "by_mass": False}}
 TOP = 3  # answers shown per model
 # Pillow refuses images over ~179 megapixels; a web page should refuse far less, since
 # decoding 100 megapixels takes seconds and half a gigabyte for one request.
@@ -117,8 +114,7 @@ def expand_model_paths(paths) -> list[Path]:
 
 def user_models(paths) -> list[DemoModel]:
     """The user's --model paths, loaded through the loader `evaluate` and `predict` use."""
-    from mnist_zoo.evaluate import check_model_fits
-    from mnist_zoo.models.saved import load_model
+    from mnist_zoo.models.saved import check_model_fits, load_model
 
     found = []
     for path in expand_model_paths(paths):
@@ -215,7 +211,7 @@ def prepare(image, dataset: str = "mnist") -> np.ndarray:
     image too large for a web request is refused before it is decoded."""
     from PIL import Image
 
-    from mnist_zoo.predict import preprocess_image
+    from mnist_zoo.predict import PREPARATION, preprocess_image
 
     if image is None:
         raise ImageError("no image: draw a digit or upload a file")
@@ -408,8 +404,7 @@ def launch(page, host: str = "127.0.0.1", port: int = 7860, share: bool = False)
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(  # one-line errors
-        prog="python -m mnist_zoo.demo", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m mnist_zoo.demo", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this computer only; "
                              "0.0.0.0 opens the page to the network)")

@@ -28,7 +28,8 @@ import pandas as pd
 from sklearn.metrics import classification_report
 
 from mnist_zoo.cli import Parser, command
-from mnist_zoo.errors import DataError, ModelError, SettingsError, first_line
+from mnist_zoo.errors import DataError, SettingsError
+from mnist_zoo.models.saved import check_model_fits
 from mnist_zoo.scores import crossentropy, score_predictions
 
 SPLITS = ("test", "val", "train")
@@ -111,39 +112,6 @@ def evaluate(model_path, dataset: str = "mnist", data_dir=None, out=None, *,
         print(f"{model.name}: {split} accuracy {metrics['accuracy']:.4f}, loss "
               f"{metrics['loss']:.4f}, {metrics['errors']} of {len(x)} wrong -> {out}")
     return metrics
-
-
-def check_model_fits(model, sample: np.ndarray, num_classes: int, dataset: str = "the data"):
-    """Run `model` on one image; a ModelError naming expected and found shapes if it does not fit.
-
-    A model built for other images fails deep in Keras or TensorFlow, whose message prints
-    the whole input tensor; one line naming both shapes says what is wrong.
-    """
-    found = "(None, " + ", ".join(map(str, sample.shape[1:])) + ")"  # as Keras writes shapes
-    try:
-        outputs = model(sample)
-    except Exception as err:  # Keras: ValueError; a SavedModel's tf.function: TypeError
-        expected = _expected_input_shape(str(err))
-        wants = (f"expects input of shape {expected}" if expected
-                 else f"fails on them ({first_line(err)})")
-        raise ModelError(f"model {model.path} does not fit {dataset}: it {wants}, the images "
-                         f"are {found}") from None
-    if outputs.ndim != 2 or outputs.shape[1] != num_classes:
-        gives = f"{outputs.shape[1]} class scores" if outputs.ndim == 2 else \
-            f"outputs of shape {outputs.shape}"
-        raise ModelError(f"model {model.path} does not fit {dataset}: it gives {gives} per "
-                         f"image, expected {num_classes} (one per class)")
-
-
-def _expected_input_shape(message: str) -> str | None:
-    """'(None, 32, 32, 1)' from Keras' "expected shape=(...)" or TF's "TensorSpec(shape=(...)"."""
-    import re
-
-    for pattern in (r"expected shape=(\([^)]*\))", r"to TensorSpec\(shape=(\([^)]*\))"):
-        match = re.search(pattern, message)
-        if match:
-            return match.group(1)
-    return None
 
 
 def pick_galleries(y: np.ndarray, predicted: np.ndarray, confidence: np.ndarray,
@@ -235,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mnist_zoo.data import add_data_arguments
 
     parser = Parser(  # one-line errors
-        prog="python -m mnist_zoo.evaluate", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m mnist_zoo.evaluate", description=__doc__)
     parser.add_argument("model", metavar="MODEL",
                         help=".keras, .onnx or .tflite file, SavedModel folder or run "
                              "folder to evaluate, or a zoo name with shipped weights such as "

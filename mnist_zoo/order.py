@@ -11,7 +11,10 @@ prints the same order.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas only in the hints: the search's command line starts without it
+    import pandas as pd
 
 # Metrics and spreads are accuracies and losses of order 1; float64 rounding noise is ~1e-16,
 # float32 metrics round-tripped through a CSV keep ~7 significant digits.

@@ -32,6 +32,9 @@ BOX = 20  # MNIST fitted each digit into 20x20 pixels ...
 CENTRE = 14.0  # ... and put its centre of mass here (13.99, 14.01 on the test set)
 INK_LEVEL = 0.2  # fainter pixels (paper texture, JPEG noise) do not widen the crop
 MIN_CONTRAST = 0.1  # less than this between ink and background: a blank image
+# The preparation of each dataset's images (preprocess_image's keywords), as each was made:
+# digits into 20x20 centred by mass, Fashion-MNIST items filling 28 pixels, box centred.
+PREPARATION = {"mnist": {}, "fashion_mnist": {"box": 28, "by_mass": False}}
 
 
 @dataclasses.dataclass
@@ -170,7 +173,7 @@ def predict(model, images) -> list[Prediction]:
     An image that cannot be prepared gets a Prediction with `error` set; the others are
     still predicted.
     """
-    from mnist_zoo.models.saved import LoadedModel, load_model
+    from mnist_zoo.models.saved import LoadedModel, check_model_fits, load_model
 
     if not isinstance(model, LoadedModel):
         model = load_model(model)
@@ -188,8 +191,6 @@ def predict(model, images) -> list[Prediction]:
                                                   f"({type(err).__name__}: {err})"))
     ready = [result for result in results if result.ok]
     if ready:
-        from mnist_zoo.evaluate import check_model_fits
-
         check_model_fits(model, inputs[0][None], 10, "digit images")
         probabilities = model(np.stack(inputs))
         for result, row in zip(ready, probabilities):
@@ -206,8 +207,7 @@ def describe(result: Prediction) -> str:
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(  # one-line errors
-        prog="python -m mnist_zoo.predict", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m mnist_zoo.predict", description=__doc__)
     parser.add_argument("model", metavar="MODEL",
                         help=".keras, .onnx or .tflite file, SavedModel folder or run "
                              "folder, or a zoo name with shipped weights such as lenet5:mnist")

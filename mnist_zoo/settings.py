@@ -10,7 +10,7 @@ setting is one entry here plus its use where it acts (a builder or make_optimize
 
 A setting that does not apply to a run's optimizer or model (momentum for Adam, pooling
 for an MLP) is left out of that run: a search does not cross it with them, and `train`
-refuses it when asked for (`applies`, `applicable`).
+refuses it when asked for (`applies`).
 
     >>> from mnist_zoo.settings import run_settings
     >>> run = run_settings({"optimizer": "adam", "learning_rate": 0.01})
@@ -124,19 +124,6 @@ class Setting:
         high = f"< {self.high:g}" if self.high is not None else ""
         return "a value " + " and ".join(part for part in (low, high) if part)
 
-    def parse(self, text: str):
-        """A command-line value: converted and checked, or SettingsError."""
-        try:
-            value = self.kind(text)
-        except ValueError:
-            raise SettingsError(f"{self.option}: expected "
-                                f"{'a number' if self.kind is float else 'a whole number'}, "
-                                f"got {text!r}") from None
-        problem = self.check(value)
-        if problem:
-            raise SettingsError(f"{self.option} {text}: {problem}")
-        return value
-
 
 def _check_model(value) -> str | None:
     if value in MODELS:
@@ -220,13 +207,6 @@ def applies(name: str, values: Mapping) -> bool:
     counts as its default."""
     return all(values.get(parent, DEFAULTS[parent]) in allowed
                for parent, allowed in SETTINGS[name].applies.items())
-
-
-def applicable(values: Mapping) -> dict:
-    """values without the settings that do not apply beside the others (momentum for
-    Adam): what a search trial trains with and records."""
-    return {name: value for name, value in values.items()
-            if name not in SETTINGS or applies(name, values)}
 
 
 def where_it_applies(name: str) -> str:

@@ -88,7 +88,7 @@ def page_url(user_run):
 
 
 @pytest.fixture(scope="module")
-def test_digits(mnist_8k2k, tmp_path_factory):
+def api_digits(mnist_8k2k, tmp_path_factory):
     """MNIST test digits 8000-8019 (never trained on) as PNG files, with their labels."""
     folder = tmp_path_factory.mktemp("digits")
     images = read_idx(mnist_8k2k / "t10k-images-idx3-ubyte.gz")[:API_DIGITS]
@@ -159,8 +159,8 @@ def upload(page, path: Path, replace: bool = False) -> None:
 
 
 @pytest.mark.slow
-def test_draw_and_upload_in_a_browser(page_url, browser, test_digits, user_run, tmp_path):
-    paths, labels = test_digits
+def test_draw_and_upload_in_a_browser(page_url, browser, api_digits, user_run, tmp_path):
+    paths, labels = api_digits
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
     requests = []
     page.on("request", lambda request: requests.append(request.url))
@@ -187,7 +187,6 @@ def test_draw_and_upload_in_a_browser(page_url, browser, test_digits, user_run, 
     upload(page, paths[1], replace=True)  # the page still works after a broken upload
     expect_answer(page, rf"Answer: {labels[1]}\b")
     page.screenshot(path=tmp_path / "demo.png", full_page=True)
-    print(f"screenshot: {tmp_path / 'demo.png'}")
 
     page.get_by_label("Fashion-MNIST").check()
     expect_answer(page, "Fashion-MNIST")
@@ -206,10 +205,10 @@ def client_for(url):
     return Client(url, verbose=False)
 
 
-def test_api_reads_real_digits_twenty_at_once(page_url, test_digits):
+def test_api_reads_real_digits_twenty_at_once(page_url, api_digits):
     from gradio_client import handle_file
 
-    paths, labels = test_digits
+    paths, labels = api_digits
     client = client_for(page_url)
     jobs = [client.submit(handle_file(path), "mnist", api_name="/predict") for path in paths]
     answers = [job.result(timeout=120) for job in jobs]  # queued, none dropped
@@ -245,14 +244,13 @@ def test_api_fashion_mnist_with_its_own_preparation(page_url, tmp_path):
         {("cnn_bn", "lenet5")}
     right = sum(answer["models"][0]["label"] == classes[label]
                 for answer, label in zip(answers, labels))
-    print(f"cnn_bn: {right} of {FASHION_ITEMS} Fashion-MNIST test items right")
     assert right >= 0.9 * FASHION_ITEMS  # the card: 93.77 %
 
 
 @pytest.mark.parametrize("kind, message", [
     ("text", "not an image file"), ("blank", "blank"), ("huge", "too large"),
     ("truncated", "cannot read image")])
-def test_api_refuses_bad_images_and_keeps_serving(page_url, test_digits, tmp_path, kind,
+def test_api_refuses_bad_images_and_keeps_serving(page_url, api_digits, tmp_path, kind,
                                                   message):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -265,16 +263,16 @@ def test_api_refuses_bad_images_and_keeps_serving(page_url, test_digits, tmp_pat
     elif kind == "huge":  # 64 megapixels, a small file: refused before it is decoded
         Image.new("1", (8000, 8000), 1).save(bad)
     else:
-        Image.open(test_digits[0][0]).save(tmp_path / "whole.png")
+        Image.open(api_digits[0][0]).save(tmp_path / "whole.png")
         bad.write_bytes((tmp_path / "whole.png").read_bytes()[:200])
     client = client_for(page_url)
     with pytest.raises(AppError, match=message):
         client.predict(handle_file(bad), "mnist", api_name="/predict")
-    paths, labels = test_digits
+    paths, labels = api_digits
     assert client.predict(handle_file(paths[3]), api_name="/predict")["label"] == labels[3]
 
 
-def test_oversized_upload_is_refused_and_the_server_keeps_serving(page_url, test_digits):
+def test_oversized_upload_is_refused_and_the_server_keeps_serving(page_url, api_digits):
     """An upload over the 25 MB limit: refused by the server itself (a client that does not
     check first, like curl), and the next request is still read."""
     import httpx
@@ -283,7 +281,7 @@ def test_oversized_upload_is_refused_and_the_server_keeps_serving(page_url, test
     response = httpx.post(f"{page_url}gradio_api/upload", timeout=60,
                           files={"files": ("big.png", b"\0" * 30_000_000, "image/png")})
     assert response.status_code == 413 and "maximum allowed size" in response.text
-    paths, labels = test_digits
+    paths, labels = api_digits
     assert client_for(page_url).predict(handle_file(paths[5]),
                                         api_name="/predict")["label"] == labels[5]
 
@@ -330,7 +328,7 @@ def test_bad_model_path_is_one_line(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 def test_command_starts_serves_and_warns_on_open_host():
     """The real command: prints its address, warns about 0.0.0.0, serves the page and the
-    API, stops on Ctrl-C. Its start-up time is printed (the 10 s goal is for an idle 2-core
+    API, stops on Ctrl-C. (The 10 s start-up goal is for an idle 2-core
     machine; a shared one takes longer, so only a generous bound is asserted)."""
     import urllib.request
 
@@ -343,7 +341,6 @@ def test_command_starts_serves_and_warns_on_open_host():
     try:
         line = process.stdout.readline()
         seconds = time.perf_counter() - started
-        print(f"started in {seconds:.1f} s: {line.strip()}")
         assert re.search(rf"8 models ready in [\d.]+ s; open http://\S+:{port}/", line), line
         assert seconds < 90
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
@@ -368,7 +365,7 @@ def test_agreement_marks_the_most_common_answer():
     assert tie.consensus == "8" and [a["agrees"] for a in tie.answers] == [True, False]
 
 
-def test_models_loaded_after_start_wait_or_say_why_not(test_digits):
+def test_models_loaded_after_start_wait_or_say_why_not(api_digits):
     """The other dataset's models load in the background: a reading waits for them, and a
     failed load is a message, not a hang."""
     reader = demo.Reader([])
@@ -378,7 +375,7 @@ def test_models_loaded_after_start_wait_or_say_why_not(test_digits):
         raise demo.ModelError("weights file truncated")
 
     reader.load_later("fashion_mnist", broken)
-    paths, labels = test_digits
+    paths, labels = api_digits
     assert reader.read(paths[2], "mnist").consensus == labels[2]
     with pytest.raises(demo.ModelError, match="fashion_mnist models failed to load: weights"):
         reader.read(paths[2], "fashion_mnist")

@@ -38,6 +38,6 @@ def test_lines_from_concurrent_processes_never_interleave():
 def test_print_line_goes_through_a_replaced_stdout(capsys):
     from mnist_zoo.files import print_line
 
-    print("before")
+    print("before")  # what print() left in the buffer must come first
     print_line("[1/4] one line")
     assert capsys.readouterr().out == "before\n[1/4] one line\n"

@@ -206,3 +206,36 @@ def _load_saved_model(path: Path) -> Callable:
     if len(outputs) != 1:
         raise ModelError(f"SavedModel {path} has {len(outputs)} outputs {outputs}; expected one")
     return lambda x: signature(**{input_name: tf.constant(x)})[outputs[0]].numpy()
+
+
+def check_model_fits(model, sample: np.ndarray, num_classes: int, dataset: str = "the data"):
+    """Run `model` on one image; a ModelError naming expected and found shapes if it does not fit.
+
+    A model built for other images fails deep in Keras or TensorFlow, whose message prints
+    the whole input tensor; one line naming both shapes says what is wrong.
+    """
+    found = "(None, " + ", ".join(map(str, sample.shape[1:])) + ")"  # as Keras writes shapes
+    try:
+        outputs = model(sample)
+    except Exception as err:  # Keras: ValueError; a SavedModel's tf.function: TypeError
+        expected = _expected_input_shape(str(err))
+        wants = (f"expects input of shape {expected}" if expected
+                 else f"fails on them ({first_line(err)})")
+        raise ModelError(f"model {model.path} does not fit {dataset}: it {wants}, the images "
+                         f"are {found}") from None
+    if outputs.ndim != 2 or outputs.shape[1] != num_classes:
+        gives = f"{outputs.shape[1]} class scores" if outputs.ndim == 2 else \
+            f"outputs of shape {outputs.shape}"
+        raise ModelError(f"model {model.path} does not fit {dataset}: it gives {gives} per "
+                         f"image, expected {num_classes} (one per class)")
+
+
+def _expected_input_shape(message: str) -> str | None:
+    """'(None, 32, 32, 1)' from Keras' "expected shape=(...)" or TF's "TensorSpec(shape=(...)"."""
+    import re
+
+    for pattern in (r"expected shape=(\([^)]*\))", r"to TensorSpec\(shape=(\([^)]*\))"):
+        match = re.search(pattern, message)
+        if match:
+            return match.group(1)
+    return None

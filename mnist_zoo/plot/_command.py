@@ -138,8 +138,7 @@ def whole_number(text: str) -> int:
 
 def build_parser(description: str = "") -> argparse.ArgumentParser:
     parser = Parser(  # one-line errors
-        prog="python -m mnist_zoo.plot", description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m mnist_zoo.plot", description=description)
     parser.add_argument("csv", metavar="CSV", help="results CSV of mnist_zoo.search (or a lab CSV)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: plots/ beside the CSV, so "

@@ -28,13 +28,13 @@ Distributed (keras-tuner's chief/worker mode, sharing one --out folder):
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 from mnist_zoo import data as data_lib
-from mnist_zoo.cli import Parser, command, non_negative_int, positive_int, setting_type
+from mnist_zoo.cli import (Parser, command, non_negative_int, positive_float, positive_int,
+                           setting_type)
 from mnist_zoo.search.api import search
 from mnist_zoo.search.grid import builtin_grids, grid_size, load_grid
 from mnist_zoo.search.space import STRATEGIES
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: "--ov" must not mean --overwrite, and the options a restarted
     # process or a worker must not get can then be dropped from argv by their full names.
     parser = Parser(prog="python -m mnist_zoo.search", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+                    allow_abbrev=False)
     parser.add_argument("--grid", default="smoke",
                         help="built-in grid name (full, mlp, quick, smoke) or a .toml file")
     data_lib.add_data_arguments(parser)
@@ -163,17 +163,10 @@ def _add_distributed_arguments(parser) -> None:
                            "--jobs sets it): the groups left over at the grid's end are cut "
                            "into N parts so that no worker idles while another trains the "
                            "last group")
-    dist.add_argument("--chief-timeout", type=_seconds, default=DEFAULT_CHIEF_TIMEOUT,
+    dist.add_argument("--chief-timeout", type=positive_float, default=DEFAULT_CHIEF_TIMEOUT,
                       metavar="SECONDS",
                       help="a worker gives up when the chief has not answered for this long "
                            f"(default {DEFAULT_CHIEF_TIMEOUT})")
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
-    return value
 
 
 def jobs_count(text: str) -> str | int:

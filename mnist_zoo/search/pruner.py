@@ -83,6 +83,8 @@ class Pruning:
     def points_to_stop(self, runs: list[dict], epoch: int, last_epoch: int) -> set[str]:
         """The points of `runs` that stop after `epoch`: pruned there by a run of theirs
         trained before, or worse than the rule's bar now."""
+        if epoch >= last_epoch:  # nothing stops at its last epoch: no reports to read
+            return set()
         points = self.reports.points()
         stop = set()
         for point in {point_key(values) for values in runs}:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from mnist_zoo import data as data_lib
-from mnist_zoo.errors import SettingsError
+from mnist_zoo.errors import ModelError, SettingsError
 from mnist_zoo.files import inside
 from mnist_zoo.models import build_model, model_settings
 from mnist_zoo.scores import evaluate_model
@@ -243,7 +243,6 @@ def _load_initial_weights(net: keras.Model, path) -> None:
     be used (missing, truncated, another architecture, unsafe) is a one-line ModelError."""
     import zipfile
 
-    from mnist_zoo.errors import ModelError
     from mnist_zoo.models.saved import load_problem
 
     path = Path(path)
@@ -263,15 +262,11 @@ def _load_initial_weights(net: keras.Model, path) -> None:
             net.load_weights(path)
     except ModelError:
         raise
-    except ValueError as err:
-        if "could not be loaded" not in str(err):
-            raise ModelError(f"cannot start from --initial-weights {path}: "
-                             f"{load_problem(err)}; {_INITIAL_WEIGHTS_FIX}") from None
-        # Keras' message for a .weights.h5 of other layers runs to a dozen lines.
-        raise ModelError(f"--initial-weights {path} holds weights of another architecture "
-                         f"than {net.name}; {_INITIAL_WEIGHTS_FIX}") from None
-        raise
     except Exception as err:  # h5py, Keras' safe mode and shape checks raise many kinds
+        if isinstance(err, ValueError) and "could not be loaded" in str(err):
+            # Keras' message for a .weights.h5 of other layers runs to a dozen lines.
+            raise ModelError(f"--initial-weights {path} holds weights of another "
+                             f"architecture than {net.name}; {_INITIAL_WEIGHTS_FIX}") from None
         raise ModelError(f"cannot start from --initial-weights {path}: {load_problem(err)}; "
                          f"{_INITIAL_WEIGHTS_FIX}") from None
 
@@ -281,7 +276,6 @@ _INITIAL_WEIGHTS_FIX = "give a .keras or .weights.h5 file saved from the same --
 
 def _check_same_architecture(net: keras.Model, weights: list, path: Path) -> None:
     """Keras' own message for a mismatch counts weights but names no architecture."""
-    from mnist_zoo.errors import ModelError
 
     wanted = [tuple(w.shape) for w in net.weights]
     found = [tuple(w.shape) for w in weights]
