@@ -313,3 +313,16 @@ def test_plot_of_5000_random_trials_is_under_15_s(tmp_path):
     sizes = chart_sizes(written)
     assert {"slice", "importance", "contour_learning_rate_x_momentum"} <= set(sizes)
     assert all(max(size) <= CAP_PIXELS for size in sizes.values()), sizes
+
+
+def test_a_continuous_setting_is_coloured_on_a_scale_however_few_its_draws():
+    """Six momentum draws and Adam's empty cell: a colour scale, the empty cell grey (the
+    slice chart's legend said 'momentum 0.193', 'momentum 0.388', ... as categories)."""
+    from mnist_zoo.plot._axes import axis_colours
+    from mnist_zoo.plot._style import MISSING
+
+    labels = ["0.1", "0.25", "0.4", "0.55", "0.7", "0.9", MISSING]
+    scaled = axis_colours("momentum", labels, continuous=True)
+    assert scaled.scale is not None and scaled.palette[MISSING] == "#9a9a9a"
+    assert scaled.palette["0.1"] != scaled.palette["0.9"]
+    assert axis_colours("momentum", labels).scale is None  # a few categories: a cycle

@@ -123,10 +123,13 @@ class AxisColours:
         return bar
 
 
-def axis_colours(axis: str, labels) -> AxisColours:
+def axis_colours(axis: str, labels, continuous: bool = False) -> AxisColours:
+    """A colour per value: a cycle of distinct colours for a few categories; a colour scale
+    for many numeric values, or for a continuous setting (drawn from a range) however few
+    of its draws a chart shows, whose values would otherwise read as categories."""
     labels = list(labels)
     values = numeric_values(labels)
-    if values is None or len(labels) <= MANY_VALUES:
+    if values is None or (len(labels) <= MANY_VALUES and not continuous):
         return AxisColours(axis, {label: CYCLE[i % len(CYCLE)] for i, label in enumerate(labels)})
     norm_type = LogNorm if is_log_spaced(values) else Normalize
     scale = ScalarMappable(norm_type(values.min(), values.max()), SETTING_CMAP)

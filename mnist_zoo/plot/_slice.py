@@ -60,8 +60,9 @@ def plot_slice(res: Results, out: Path, fmt: str,
     best = best_first(res.trials, res.metric, res.higher_is_better).index[0]
     colourings = {}
     for ax, (axis, colour, runs) in zip(axes.ravel(), panels):
-        colours = colourings.setdefault(colour, axis_colours(colour, runs[colour].cat.categories)
-                                        if colour else None)
+        colours = colourings.setdefault(
+            colour, axis_colours(colour, runs[colour].cat.categories,
+                                 continuous=colour in res.continuous) if colour else None)
         _draw_panel(ax, res, axis, runs, colours, best)
     for ax in axes[:, 0]:
         ax.set_ylabel(res.metric_label)
@@ -73,6 +74,10 @@ def plot_slice(res: Results, out: Path, fmt: str,
             continue
         if colours.scale is not None:
             colours.colorbar(fig, axes.ravel()[:len(panels)].tolist(), shrink=0.8, aspect=30)
+            if style.MISSING in colours.palette:  # e.g. momentum for Adam: off the scale
+                handles.append(Line2D([], [], marker="o", linestyle="",
+                                      color=colours.palette[style.MISSING],
+                                      label=f"{style.name(colour)}: does not apply"))
         else:
             handles += [Line2D([], [], marker="o", linestyle="", color=p.get_facecolor(),
                                label=f"{style.name(colour)} {p.get_label()}")
