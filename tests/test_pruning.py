@@ -317,6 +317,36 @@ def test_charts_of_a_table_with_pruned_rows(tmp_path):
     assert values == ["50.0", "95.0", "95.0"], values
 
 
+def test_the_ranking_greys_pruned_points_below_the_completed_ones(tmp_path):
+    """The ranking draws the completed trials, best first, then each grid point with only
+    pruned runs as a greyed, hatched bar labelled with the epoch it reached and its value
+    there: never ranked among the completed ones, though 0.45 > 0.30 would place it so."""
+    import plot_tables
+
+    from mnist_zoo import plot
+
+    table = plot_tables.results_table(
+        {"activation": ["relu", "sigmoid"], "learning_rate": [0.01, 1e-5],
+         "optimizer": ["adam", "sgd"]},
+        lambda s: 0.3 if s["learning_rate"] == 1e-5 else 0.9 + 0.01 * (s["optimizer"] == "adam"),
+        noise=0.0)
+    lost = (table["activation"] == "sigmoid") & (table["optimizer"] == "sgd")
+    table.loc[lost, ["status", "epochs_run", "pruned_by"]] = ["pruned", 1, "median"]
+    table.loc[lost, ["test_accuracy", "test_loss", "model_path"]] = [np.nan, np.nan, ""]
+    table.loc[lost, "val_accuracy"] = [0.45, 0.20]  # lr 0.01, then lr 1e-5
+    res = plot.load_results(plot_tables.write(table, tmp_path))
+    (chart,) = plot.plot_ranking(res, tmp_path, "png")
+    ax = chart.figure.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0.5]
+    greyed = [p.get_hatch() == "///" for p in bars]
+    assert greyed == [False] * 6 + [True] * 2, greyed  # completed first, the 2 pruned last
+    labels = [t.get_text().split() for t in ax.get_yticklabels()]
+    assert labels[-2:] == [["sigmoid", "lr", "0.01", "sgd"], ["sigmoid", "lr", "0.00001", "sgd"]]
+    values = [t.get_text() for t in ax.texts]
+    assert values[-2:] == ["pruned @1: 45.0%", "pruned @1: 20.0%"], values
+    assert "the 2 trials the search pruned" in chart.caption
+
+
 @pytest.mark.slow
 def test_two_processes_judge_on_what_both_reported(tmp_path):
     """--jobs 2: each process trains part of the group and writes its reports to the shared
