@@ -104,6 +104,50 @@ def test_a_point_is_judged_on_the_mean_of_its_repeats_which_stop_together(tmp_pa
     assert ahead.members_to_stop(1, {"loss": np.array([2.3])}) == []
 
 
+def test_a_reference_search_is_the_fixed_set_judged_against(tmp_path):
+    """--prune-reference: the others are a finished search's points (mean over repeats at
+    each epoch, from their history.csv files; a pruned run's shorter history counts where
+    it reaches), never the point being judged; whatever this search reported so far."""
+    from mnist_zoo.search.pruner import Pruning, Reference
+
+    rows = []
+    for i, (optimizer, repeat, series, status) in enumerate((
+            ("adam", 0, [0.9, 0.95], "completed"), ("adam", 1, [0.7, 0.85], "completed"),
+            ("rmsprop", 0, [0.6, 0.7], "completed"), ("sgd", 0, [0.1], "pruned"),
+            ("nadam", 0, [0.5, 0.6], "failed"))):  # a failed run is no reference
+        history = tmp_path / f"runs/{i}/history.csv"
+        history.parent.mkdir(parents=True)
+        pd.DataFrame({"val_accuracy": series}).rename_axis("epoch").to_csv(history)
+        rows.append({"trial_id": f"{i:04d}", "model": "mlp_bp", "optimizer": optimizer,
+                     "learning_rate": 0.01, "batch_size": 64.0, "repeat": repeat,
+                     "status": status, "history_path": f"runs/{i}/history.csv"})
+    pd.DataFrame(rows).to_csv(tmp_path / "experiment_results.csv", index=False)
+    reference = Reference(tmp_path / "experiment_results.csv", "val_accuracy")
+    run = {"model": "mlp_bp", "optimizer": "adam", "learning_rate": 0.01, "batch_size": 64}
+    assert sorted(reference.others({**run, "optimizer": "sgd"}, 1)) == [0.6, 0.8]
+    assert sorted(reference.others(run, 1)) == [0.1, 0.6]  # not adam's own 0.8
+    assert sorted(reference.others({**run, "optimizer": "adamax"}, 2)) == pytest.approx([0.7, 0.9])
+
+    rule = PruneRule(keep=50, warmup=1, min_trials=2,
+                     reference=str(tmp_path / "experiment_results.csv"))
+    pruning = Pruning(rule, tmp_path / "project", "val_accuracy", higher_is_better=True)
+    for optimizer, value in (("ftrl", 0.99), ("adagrad", 0.98)):  # this search's own
+        pruning.reports.write({**run, "optimizer": optimizer, "repeat": 0}, [value])
+    stopper = pruning.stopper([{**run, "optimizer": "adamax", "repeat": 0}], epochs=3)
+    stopper.running = [0]
+    # 0.75 is behind this search's 0.98 and 0.99, ahead of the reference's median 0.6
+    assert stopper.members_to_stop(1, {"val_accuracy": np.array([0.75])}) == []
+    assert pruning.stopper(stopper.runs, 3).members_to_stop(
+        1, {"val_accuracy": np.array([0.5])}) == [0]
+
+    with pytest.raises(SettingsError, match="no such file"):
+        Reference(tmp_path / "missing.csv", "val_accuracy")
+    with pytest.raises(SettingsError, match="no trial there has a history with val_loss"):
+        Reference(tmp_path / "experiment_results.csv", "val_loss")
+    with pytest.raises(SettingsError, match="needs a rule"):
+        parse_prune("none", reference="x.csv")
+
+
 # ------------------------------------------------------------------------------ searches
 # One fused group of 6 grid points x 2 repeats; at 1e-5 nothing is learnt in one epoch.
 LOST_GRID = """[axes]
@@ -226,6 +270,32 @@ def test_rerun_adds_nothing_and_prune_none_finishes_the_pruned(searches, digits,
                                    pruned.loc[~was_pruned, "finished_at"])
 
 
+@pytest.mark.slow  # --jobs 2: ~40 s on 2 busy cores
+def test_a_reference_makes_jobs_2_prune_what_the_rule_says(searches, tmp_path):
+    """With --prune-reference the unpruned search's table, two processes (each training a
+    part of the group, in whatever order) prune exactly the trials whose own first epoch
+    is behind the median of the reference's other points."""
+    (plain_out, plain), _, grid = searches
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_zoo.search", "--grid", str(grid), "--out",
+         str(tmp_path / "out"), "--data-dir", str(MNIST_8K2K), "--subset", "2000",
+         "--export-top", "0", "--jobs", "2", "--no-tensorboard", "--prune", "median",
+         "--prune-reference", str(plain_out / "experiment_results.csv")],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "out" / "experiment_results.csv")
+    first = plain.assign(v=_epoch_one(plain_out, plain))
+    means = first.groupby(POINT)["v"].mean()  # the reference's points, at epoch 1
+    own = first[first["repeat"] == 0].set_index(POINT)["v"]  # this search's single runs
+    expected = {point for point in means.index
+                if should_prune(own[point], [v for p, v in means.items() if p != point], 1, 2,
+                                parse_prune("median"))}
+    assert (1e-5, "sgd") in expected and (0.01, "adam") not in expected
+    lost = table[table["status"] == "pruned"]
+    assert {(r.learning_rate, r.optimizer) for r in lost.itertuples()} == expected
+    assert len(table) == 6 and (table.loc[table["status"] != "pruned", "epochs_run"] == 2).all()
+
+
 @pytest.mark.slow
 def test_random_search_prunes_the_same_way(tmp_path, digits):
     grid = grid_file(tmp_path, LOST_GRID + '\n[search]\nstrategy = "random"\nmax_trials = 5\n'
@@ -246,6 +316,11 @@ def test_bad_pruning_settings_are_refused_in_one_line(tmp_path, capsys):
                                                        "--strategy", "hyperband"])
     assert "val_accuracy" in one_line_error(capsys, [*base, "--prune", "median",
                                                      "--objective", "test_accuracy"])
+    missing = str(tmp_path / "none.csv")
+    assert "no such file" in one_line_error(capsys, [*base, "--prune", "median",
+                                                     "--prune-reference", missing])
+    assert "needs a rule" in one_line_error(capsys, [*base, "--prune-reference", missing])
+    assert not (tmp_path / "out").exists()  # refused before anything was written
     bad_file = grid_file(tmp_path, LOST_GRID + '\n[search]\nprune = "mean"\n', "bad")
     assert "[search]" in one_line_error(capsys, ["--grid", str(bad_file), "--out",
                                                  str(tmp_path / "out2"), "--jobs", "1"])

@@ -137,6 +137,10 @@ def _add_prune_arguments(parser) -> None:
     parser.add_argument("--prune-min-trials", type=positive_int, default=None, metavar="N",
                         help="--prune: judge an epoch only once N other trials have a value "
                              "there (default 4)")
+    parser.add_argument("--prune-reference", default=None, metavar="CSV",
+                        help="--prune: judge every trial against the trials of this finished "
+                             "search (its experiment_results.csv) instead of this search's so "
+                             "far: the same trials are pruned whatever the order or --jobs")
 
 
 def prune_text(text: str) -> str:
@@ -238,7 +242,7 @@ def run_here(args, role: str | None, restartable: bool) -> int:
                tensorboard=not args.no_tensorboard, split_groups=args.split_groups or 1,
                workers=args.workers, strategy=args.strategy, max_trials=args.max_trials,
                prune=args.prune, prune_warmup=args.prune_warmup,
-               prune_min_trials=args.prune_min_trials,
+               prune_min_trials=args.prune_min_trials, prune_reference=args.prune_reference,
                max_memory_growth=args.max_memory_growth / 100 if restartable else None,
                announce=announce, jobs_folder=jobs_folder)
     except MemoryRestart as restart:

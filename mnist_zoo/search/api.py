@@ -36,7 +36,7 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
            workers: int = 1, strategy: str | None = None, max_trials: int | None = None,
            announce: bool = True, jobs_folder: Path | None = None,
            prune: str | None = None, prune_warmup: int | None = None,
-           prune_min_trials: int | None = None):
+           prune_min_trials: int | None = None, prune_reference=None):
     """Run (or resume) a grid search; returns the results table as a pandas DataFrame.
 
     role: None for a single process, 'chief' or 'worker' in keras-tuner's distributed mode
@@ -63,15 +63,22 @@ def search(grid: str = "smoke", *, dataset: str = "mnist", data_dir=None, out="r
     prune: 'none', 'median' or 'percentile:P' over the file's [search] prune: stop a trial
     whose objective after an epoch is behind the others' (mnist_zoo.search.pruning);
     prune_warmup: epochs before any is judged (default 1); prune_min_trials: other
-    trials' values an epoch needs before a judgement there (default 4).
+    trials' values an epoch needs before a judgement there (default 4); prune_reference:
+    a finished search's experiment_results.csv, whose trials every judgement compares with
+    instead of this search's (the same trials pruned whatever the order or processes).
     """
     spec = load_grid(grid)
-    search_table, prune_rule = split_prune(spec["search"], prune, prune_warmup, prune_min_trials)
+    search_table, prune_rule = split_prune(spec["search"], prune, prune_warmup, prune_min_trials,
+                                           prune_reference)
     spec = {**spec, "search": search_table}  # the rule stays out of the resume fingerprint
     axes, settings = grid_with_overrides(spec, epochs=epochs, subset=subset, seed=seed,
                                          repeats=repeats)
     plan = resolve_search({**spec, "axes": axes}, strategy, max_trials, epochs=epochs)
     check_prunable(prune_rule, plan["strategy"], objective)
+    if prune_rule and prune_rule.reference:  # a bad reference is refused before any write
+        from mnist_zoo.search.pruner import Reference  # imports TensorFlow: only when needed
+
+        Reference(prune_rule.reference, objective)
     out = Path(out)
     with contextlib.ExitStack() as held:
         if role != "worker":  # a worker runs under its chief's lock

@@ -11,7 +11,7 @@ import keras_tuner as kt
 
 from mnist_zoo.search import _keras_tuner
 from mnist_zoo.search._keras_tuner import TrialStatus
-from mnist_zoo.search.results import read_result
+from mnist_zoo.search.results import is_finished, read_result
 from mnist_zoo.search.space import add_axes
 
 
@@ -54,13 +54,12 @@ class ResumeFromRecords:
     def _has_result(self, trial_id: str) -> bool:
         path = _keras_tuner.trial_dir(self, trial_id) / "result.json"
         row = read_result(path)
-        pruned_again = row is not None and row["status"] == "pruned" and self.retrain_pruned
-        if row is None or row["status"] == "failed" or pruned_again:
-            path.unlink(missing_ok=True)  # damaged, failed or pruned: a rerun writes anew
-            if pruned_again:
-                self._pruned_again.append(trial_id)
-            return False
-        return True
+        if is_finished(row, self.retrain_pruned):
+            return True
+        path.unlink(missing_ok=True)  # damaged, failed or pruned: a rerun writes anew
+        if row is not None and row["status"] == "pruned":
+            self._pruned_again.append(trial_id)
+        return False
 
 
 class ResumableGridOracle(ResumeFromRecords, kt.Oracle):

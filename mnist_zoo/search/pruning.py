@@ -35,6 +35,9 @@ class PruneRule:
     keep: float = 50.0
     warmup: int = DEFAULT_WARMUP
     min_trials: int = DEFAULT_MIN_TRIALS
+    # A finished search's results CSV whose trials are the fixed set each trial is judged
+    # against (mnist_zoo.search.pruner.Reference); None: the trials of this search so far.
+    reference: str | None = None
 
     @property
     def name(self) -> str:
@@ -42,21 +45,25 @@ class PruneRule:
         return "median" if self.keep == 50 else f"percentile:{self.keep:g}"
 
     def describe(self) -> str:
+        against = f"the trials of {self.reference}" if self.reference else "other trials"
         return (f"{self.name} (judged from epoch {self.warmup}, with at least "
-                f"{self.min_trials} other trials to compare)")
+                f"{self.min_trials} {against} to compare)")
 
 
-def parse_prune(text: str, warmup: int = DEFAULT_WARMUP,
-                min_trials: int = DEFAULT_MIN_TRIALS) -> PruneRule | None:
+def parse_prune(text: str, warmup: int = DEFAULT_WARMUP, min_trials: int = DEFAULT_MIN_TRIALS,
+                reference: str | None = None) -> PruneRule | None:
     """'none' -> None, 'median' -> keep 50, 'percentile:P' -> keep P (0 < P <= 100)."""
     text = str(text).strip().lower()
     if warmup < 1 or min_trials < 1:
         raise SettingsError(f"prune warm-up ({warmup}) and fewest trials ({min_trials}) must be "
                             "integers >= 1")
     if text == NO_PRUNING:
+        if reference:
+            raise SettingsError(f"a prune reference ({reference}) needs a rule to judge by: "
+                                "add --prune median (or percentile:P)")
         return None
     if text == "median":
-        return PruneRule(50.0, warmup, min_trials)
+        return PruneRule(50.0, warmup, min_trials, reference)
     kind, _, number = text.partition(":")
     try:
         keep = float(number)
@@ -66,7 +73,7 @@ def parse_prune(text: str, warmup: int = DEFAULT_WARMUP,
         raise SettingsError(f"prune {text!r} is not a rule: give none, median or percentile:P "
                             "with 0 < P <= 100 (the percentage of trials kept), e.g. "
                             "percentile:25")
-    return PruneRule(keep, warmup, min_trials)
+    return PruneRule(keep, warmup, min_trials, reference)
 
 
 def threshold(others: list[float], keep: float, higher_is_better: bool) -> float:
@@ -92,8 +99,9 @@ def should_prune(value: float, others: list[float], epoch: int, last_epoch: int,
     return tie_key(value) < bar if higher_is_better else tie_key(value) > bar
 
 
-# The [search] table's pruning keys: prune = "median", prune_warmup = 1, prune_min_trials = 4.
-PRUNE_KEYS = ("prune", "prune_warmup", "prune_min_trials")
+# The [search] table's pruning keys: prune = "median", prune_warmup = 1, prune_min_trials = 4,
+# prune_reference = "results/first/experiment_results.csv".
+PRUNE_KEYS = ("prune", "prune_warmup", "prune_min_trials", "prune_reference")
 PRUNING_STRATEGIES = ("grid", "random")
 
 
@@ -105,25 +113,30 @@ def check_prune_keys(path, table: dict) -> None:
         value = table.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise GridError(f"{path}: [search] {key} = {value!r} must be an integer >= 1")
+    if not isinstance(table.get("prune_reference", ""), str):
+        raise GridError(f"{path}: [search] prune_reference must be the path of a finished "
+                        "search's experiment_results.csv, in quotes")
     if not isinstance(table.get("prune", NO_PRUNING), str):
         raise GridError(f"{path}: [search] prune must be \"none\", \"median\" or "
                         "\"percentile:P\"")
     try:
-        parse_prune(table.get("prune", NO_PRUNING))
+        parse_prune(table.get("prune", NO_PRUNING), reference=table.get("prune_reference"))
     except SettingsError as err:
         raise GridError(f"{path}: [search] {err}") from None
 
 
 def split_prune(search: dict, prune: str | None = None, warmup: int | None = None,
-                min_trials: int | None = None) -> tuple[dict, PruneRule | None]:
+                min_trials: int | None = None,
+                reference: str | None = None) -> tuple[dict, PruneRule | None]:
     """A search file's [search] table without its pruning keys, and the rule they and the
-    command line's --prune, --prune-warmup, --prune-min-trials (over the file's) give.
-    The rule stays out of the search's settings, so a rerun with another --prune resumes
-    the same search."""
+    command line's --prune, --prune-warmup, --prune-min-trials, --prune-reference (over
+    the file's) give. The rule stays out of the search's settings, so a rerun with another
+    --prune resumes the same search."""
     rest = {key: value for key, value in search.items() if key not in PRUNE_KEYS}
     rule = parse_prune(prune or search.get("prune", NO_PRUNING),
                        warmup or search.get("prune_warmup", DEFAULT_WARMUP),
-                       min_trials or search.get("prune_min_trials", DEFAULT_MIN_TRIALS))
+                       min_trials or search.get("prune_min_trials", DEFAULT_MIN_TRIALS),
+                       str(reference or search.get("prune_reference", "")) or None)
     return rest, rule
 
 

@@ -65,6 +65,14 @@ def read_result(path: Path) -> dict | None:
     return row if isinstance(row, dict) and "trial_id" in row and "status" in row else None
 
 
+def is_finished(row: dict | None, retrain_pruned: bool) -> bool:
+    """Whether a trial's (or a run's) record means it is done: there, not failed, and not
+    pruned where pruned trials are trained again (a rerun with --prune none)."""
+    if row is None or row.get("status") == "failed":
+        return False
+    return not (retrain_pruned and row.get("status") == "pruned")
+
+
 def record_trial(row: dict, trial_dir: Path) -> None:
     """Write one trial's row to its folder; written last, it marks the trial done."""
     for column in METRIC_COLUMNS:

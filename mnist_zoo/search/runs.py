@@ -19,7 +19,7 @@ import pandas as pd
 
 from mnist_zoo.files import atomic_write_text, inside
 from mnist_zoo.search.grid import values_key
-from mnist_zoo.search.results import read_result
+from mnist_zoo.search.results import is_finished, read_result
 from mnist_zoo.train.fit import Fit
 
 
@@ -49,10 +49,10 @@ class RunFolders:
 
     def is_done(self, values: dict) -> bool:
         path = self.run_dir(values) / "run.json"
-        if not self.retrain_pruned or not path.exists():
+        if not self.retrain_pruned or not path.exists():  # its presence says it (no parsing)
             return path.exists()
         try:
-            return self.read(values).get("status") != "pruned"
+            return is_finished(self.read(values), self.retrain_pruned)
         except (OSError, ValueError):  # unreadable: done, as its presence always said
             return True
 

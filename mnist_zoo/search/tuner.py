@@ -31,7 +31,7 @@ from mnist_zoo.search.memory import MemoryWatch
 from mnist_zoo.search.plan import Batches, run_values, trial_columns
 from mnist_zoo.search.pruner import Pruning
 from mnist_zoo.search.pruning import PruneRule
-from mnist_zoo.search.results import (objective_values, progress_line, read_result,
+from mnist_zoo.search.results import (is_finished, objective_values, progress_line, read_result,
                                       write_results_csv)
 from mnist_zoo.search.runs import RunFolders
 from mnist_zoo.search.strategies import make_oracle, total_trials
@@ -114,8 +114,7 @@ class ZooTuner(kt.Tuner):
     def _run_and_record(self, trial, values: dict, data, fit_verbose: int) -> dict:
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         recorded = read_result(trial_dir / "result.json")
-        if recorded is not None and recorded["status"] != "failed" and not (
-                recorded["status"] == "pruned" and self.runs.retrain_pruned) and all(
+        if is_finished(recorded, self.runs.retrain_pruned) and all(
                 recorded.get(axis) == value for axis, value in values.items()):
             return objective_values(recorded)  # finished before a kill; the oracle never heard
         (trial_dir / TRIAL_ERROR_FILE).unlink(missing_ok=True)
