@@ -2,7 +2,7 @@
 loop, on the same data, seed and cores, in one run.
 
     python bench/pruning.py --data-dir ../shared/data/mnist-full          # the run:
-        # the full grid (81 trials x 3 epochs) on MNIST's 55,000, ~1 h on 2 idle cores
+        # the full grid (81 trials x 3 epochs) on MNIST's 55,000, ~50 min on 2 idle cores
     python bench/pruning.py --data-dir ../shared/data/mnist-8k2k --subset 2000 --epochs 2 \\
         --grid bench/subgrid.toml --dataset mnist --out /tmp/pruning_toy   # a toy check
 
