@@ -402,6 +402,32 @@ def test_charts_of_a_table_with_pruned_rows(tmp_path):
     assert values == ["50.0", "95.0", "95.0"], values
 
 
+def test_heatmaps_keep_every_cell_of_the_table_where_whole_values_were_pruned(tmp_path):
+    """The benchmark's case: every SGD trial and every trial at the smallest rate pruned.
+    Their column and row stay in the heatmap, hatched and labelled, beside the cells of the
+    completed trials (the table of every cell a lab user asked for)."""
+    import plot_tables
+
+    from mnist_zoo import plot
+    from mnist_zoo.plot._heatmaps import plot_heatmaps
+
+    table = plot_tables.results_table(
+        {"learning_rate": [0.01, 0.001, 1e-5], "optimizer": ["adam", "rmsprop", "sgd"]},
+        lambda s: 0.95 if s["learning_rate"] == 0.01 else 0.9, noise=0.0)
+    lost = (table["optimizer"] == "sgd") | (table["learning_rate"] == 1e-5)
+    table.loc[lost, ["status", "epochs_run", "pruned_by"]] = ["pruned", 1, "median"]
+    table.loc[lost, ["test_accuracy", "val_accuracy"]] = [np.nan, 0.1]
+    res = plot.load_results(plot_tables.write(table, tmp_path))
+    assert len(res.trials) == 4
+    (chart,) = plot_heatmaps(res, tmp_path, "png", "learning_rate", "optimizer")
+    (ax, *_) = chart.figure.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["adam", "rmsprop", "sgd"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.00001", "0.001", "0.01"]
+    texts = [t.get_text() for t in ax.texts]
+    assert sorted(texts) == ["90.0", "90.0", "95.0", "95.0"] + ["pruned @1"] * 5, texts
+    assert sum(1 for p in ax.patches if p.get_hatch() == "///") == 5
+
+
 def test_the_ranking_greys_pruned_points_below_the_completed_ones(tmp_path):
     """The ranking draws the completed trials, best first, then each grid point with only
     pruned runs as a greyed, hatched bar labelled with the epoch it reached and its value

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import display_labels, facets, value_text
 from mnist_zoo.plot._data import STD, Results
-from mnist_zoo.plot._pruned import hatch_pruned, pruned_cells
+from mnist_zoo.plot._pruned import hatch_pruned, pruned_cells, with_pruned_points
 from mnist_zoo.plot._style import metric_cmap, text_colour
 
 
@@ -42,6 +42,7 @@ def plot_heatmaps(res: Results, out: Path, fmt: str, rows_axis: str, cols_axis: 
     """rows_axis x cols_axis heatmaps; `about` opens the caption (why this pair)."""
     if rows_axis not in res.axes or cols_axis not in res.axes:
         return []
+    res = with_pruned_points(res)  # every cell of the table, the pruned ones hatched
     panels, panel_axes, pooled = heatmap_data(res, rows_axis, cols_axis)
     norm = style.metric_norm(res, np.concatenate([cells.to_numpy(dtype=float).ravel()
                                                   for _, cells, _ in panels]))

@@ -7,6 +7,7 @@ names the rule that stopped them.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import numpy as np
@@ -56,6 +57,27 @@ def pruned_points(res: Results) -> tuple[pd.DataFrame, list[str]]:
         **{res.metric: (res.metric, "mean"), EPOCHS_RUN: (EPOCHS_RUN, "max"),
            "trial_id": ("trial_id", "first")}).reset_index()
     return best_first(points, res.metric, res.higher_is_better, then=axes), axes
+
+
+def with_pruned_points(res: Results) -> Results:
+    """res with a row (no metric value) for each grid point that only pruned runs reached,
+    their values among the settings' categories: for the heatmaps, which draw every cell
+    of the table (a learning rate or an optimizer whose trials were all pruned included),
+    and hatch these cells (pruned_cells). res itself when there is none."""
+    pruned, axes = pruned_points(res)
+    if pruned.empty or axes != list(res.axes):  # a setting only pruned rows vary: no cells
+        return res
+    points = res.points.copy()
+    added = pruned[axes].assign(**{res.metric: np.nan, "trial_id": pruned["trial_id"]})
+    for axis in axes:
+        known = list(points[axis].cat.categories)
+        labels = known + [value for value in pd.unique(pruned[axis]) if value not in known]
+        numbers = pd.to_numeric(pd.Series(labels), errors="coerce")
+        if numbers.notna().all():  # numbers in their order, as the charts' categories are
+            labels = [labels[i] for i in np.argsort(numbers.to_numpy(), kind="stable")]
+        points[axis] = points[axis].cat.set_categories(labels)
+        added[axis] = pd.Categorical(added[axis], categories=labels, ordered=True)
+    return dataclasses.replace(res, points=pd.concat([points, added], ignore_index=True))
 
 
 def pruned_cells(res: Results, cells: pd.DataFrame, rows_axis: str, cols_axis: str,
