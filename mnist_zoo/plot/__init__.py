@@ -32,6 +32,8 @@ Activation, Learning Rate, Optimizer, Batch Size, Validation Accuracy) and write
                           with its caption, and what was left out and why
 
 Only completed trials with a finite metric are charted; the report lists the others.
+Pruned trials (search --prune) show as pruned: greyed bars below the ranking's completed
+ones, hatched heatmap cells labelled with the epoch they reached.
 A numeric setting is continuous when it came from a range (the search's grid.json beside
 the CSV) or has more than 10 distinct values: it is coloured on a continuous scale (log
 where its values are log-spaced), cut into 5 quantile bins where a chart needs categories
