@@ -51,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--subset", type=int, default=None, help="training images to use")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prune", default="median", help="the pruned search's --prune")
+    parser.add_argument("--prune-warmup", type=int, default=None,
+                        help="the pruned search's --prune-warmup (default: the search's, 1)")
     parser.add_argument("--jobs", default=None,
                         help="the searches' --jobs (default: none given, the README's command)")
     parser.add_argument("--noise", type=float, default=0.27,
@@ -70,7 +72,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs, seconds = {}, {}
-    for name, extra in (("grid", []), (f"grid --prune {args.prune}", ["--prune", args.prune])):
+    pruned = ["--prune", args.prune] + (["--prune-warmup", str(args.prune_warmup)]
+                                        if args.prune_warmup else [])
+    for name, extra in (("grid", []), (f"grid {' '.join(pruned)}", pruned)):
         started = time.perf_counter()
         runs[name], _, _ = grid_speed.run_search(
             args, spec, os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), extra=extra)
@@ -92,7 +96,7 @@ def main(argv=None) -> int:
 
 def describe(spec: dict, args, runs: dict, seconds: dict) -> str:
     """The Markdown report: setting, one row per run, the targets, each run's top 10."""
-    plain, pruned_name = "grid", f"grid --prune {args.prune}"
+    plain, pruned_name = "grid", next(name for name in runs if name.startswith("grid --"))
     trials = len(grid_points(spec["axes"]))
     lines = [f"Grid `{spec['name']}` ({trials} trials x {spec['axes']['epochs'][0]} epochs), "
              f"{args.dataset}{f', {args.subset} training images' if args.subset else ''}, "
