@@ -336,6 +336,18 @@ def test_bad_pruning_settings_are_refused_in_one_line(tmp_path, capsys):
                                                  str(tmp_path / "out2"), "--jobs", "1"])
 
 
+def test_prune_keys_of_a_search_file_reach_the_command_line(tmp_path):
+    """`prune = "median"` in a [search] table, through the command's checks before any
+    process starts (--jobs, --strategy): the pruning keys belong to no strategy."""
+    from mnist_zoo.search.processes import resolve_jobs
+
+    for strategy in ("grid", "random"):
+        grid = grid_file(tmp_path, LOST_GRID + f'\n[search]\nstrategy = "{strategy}"\n'
+                         'prune = "median"\nprune_warmup = 1\n', strategy)
+        assert resolve_jobs("auto", str(grid), None) >= 1
+        assert resolve_jobs(1, str(grid), None, strategy="random", max_trials=3) == 1
+
+
 @pytest.mark.slow
 def test_kill_9_mid_search_then_rerun_loses_nothing(tmp_path):
     """One trial at a time (--no-fuse), each judged against those before it: kill -9

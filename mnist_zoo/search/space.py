@@ -200,7 +200,9 @@ def resolve_search(spec: dict, strategy: str | None = None, max_trials: int | No
     up to --epochs when given)."""
     path, axes = spec["path"], spec["axes"]
     repeats = len(axes.get(REPEAT_AXIS, [0]))
-    search = dict(spec.get("search", {}))
+    # The pruning keys are no strategy's: mnist_zoo.search.pruning.split_prune reads them.
+    search = {key: value for key, value in spec.get("search", {}).items()
+              if key not in PRUNE_KEYS}
     if strategy:  # --strategy: the file's settings of another strategy do not apply
         search = {key: value for key, value in search.items()
                   if strategy in SEARCH_KEYS[key][1]}
