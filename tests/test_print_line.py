@@ -4,6 +4,7 @@ With PYTHONUNBUFFERED=1 (set in many containers and CI images) print() makes two
 calls, the text and then its newline, and another worker's line could land between them:
 `--jobs 2`'s smoke search once printed "[2/4] ..." in the middle of another line."""
 
+import io
 import os
 import re
 import subprocess
@@ -35,9 +36,23 @@ def test_lines_from_concurrent_processes_never_interleave():
         assert [int(line.split()[2]) for line in own] == list(range(3000))
 
 
-def test_print_line_goes_through_a_replaced_stdout(capsys):
+def test_print_line_writes_after_what_print_left_in_the_buffer(monkeypatch):
+    """On a real file descriptor: text that print() left in Python's buffer (a block-buffered
+    stdout, as under a pipe) reaches the pipe before the line written straight to the fd."""
     from mnist_zoo.files import print_line
 
-    print("before")  # what print() left in the buffer must come first
+    read, write = os.pipe()
+    stream = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write, "w")), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stream)
+    print("before")  # stays in the buffer: not line-buffered
     print_line("[1/4] one line")
-    assert capsys.readouterr().out == "before\n[1/4] one line\n"
+    stream.close()
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "before\n[1/4] one line\n"
+
+
+def test_print_line_without_a_file_descriptor_goes_through_the_replaced_stdout(capsys):
+    from mnist_zoo.files import print_line
+
+    print_line("[1/4] one line")  # pytest's capture has no fileno: the print() path
+    assert capsys.readouterr().out == "[1/4] one line\n"

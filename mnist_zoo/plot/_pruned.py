@@ -59,6 +59,17 @@ def pruned_points(res: Results) -> tuple[pd.DataFrame, list[str]]:
     return best_first(points, res.metric, res.higher_is_better, then=axes), axes
 
 
+def merged_labels(known, more) -> list[str]:
+    """A setting's labels: `known` (its categories among completed trials), then those of
+    `more` (pruned trials') not among them; numbers in their order, as the charts' are."""
+    labels = list(known) + [value for value in pd.unique(pd.Series(list(more)))
+                            if value not in set(known)]
+    numbers = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+    if numbers.notna().all():
+        labels = [labels[i] for i in np.argsort(numbers.to_numpy(), kind="stable")]
+    return labels
+
+
 def with_pruned_points(res: Results) -> Results:
     """res with a row (no metric value) for each grid point that only pruned runs reached,
     their values among the settings' categories: for the heatmaps, which draw every cell
@@ -70,11 +81,7 @@ def with_pruned_points(res: Results) -> Results:
     points = res.points.copy()
     added = pruned[axes].assign(**{res.metric: np.nan, "trial_id": pruned["trial_id"]})
     for axis in axes:
-        known = list(points[axis].cat.categories)
-        labels = known + [value for value in pd.unique(pruned[axis]) if value not in known]
-        numbers = pd.to_numeric(pd.Series(labels), errors="coerce")
-        if numbers.notna().all():  # numbers in their order, as the charts' categories are
-            labels = [labels[i] for i in np.argsort(numbers.to_numpy(), kind="stable")]
+        labels = merged_labels(points[axis].cat.categories, pruned[axis])
         points[axis] = points[axis].cat.set_categories(labels)
         added[axis] = pd.Categorical(added[axis], categories=labels, ordered=True)
     return dataclasses.replace(res, points=pd.concat([points, added], ignore_index=True))

@@ -15,7 +15,7 @@ from mnist_zoo.plot import _style as style
 from mnist_zoo.plot._axes import axis_colours, trial_labels
 from mnist_zoo.plot._data import N, STD, Results
 from mnist_zoo.plot._importance import hyperband_note
-from mnist_zoo.plot._pruned import EPOCHS_RUN, PRUNED_LOOK, pruned_points
+from mnist_zoo.plot._pruned import EPOCHS_RUN, PRUNED_LOOK, merged_labels, pruned_points
 
 # Bars whose spread is under this share of the longest would look equal on an axis from 0.
 CLOSE_BARS = 0.25
@@ -112,14 +112,13 @@ def _label_frame(res: Results, ranked: pd.DataFrame, pruned: pd.DataFrame,
     for axis in axes:
         if axis in ranked:
             done = ranked[axis].astype(str)
-            known = (list(ranked[axis].cat.categories)
-                     if isinstance(ranked[axis].dtype, pd.CategoricalDtype)
-                     else list(pd.unique(done)))
+            known = (ranked[axis].cat.categories
+                     if isinstance(ranked[axis].dtype, pd.CategoricalDtype) else pd.unique(done))
         else:
             done = pd.Series(res.constant[axis], index=ranked.index)
             known = [res.constant[axis]]
-        known += [value for value in pd.unique(pruned[axis]) if value not in known]
-        columns[axis] = pd.Categorical([*done, *pruned[axis]], categories=known)
+        columns[axis] = pd.Categorical([*done, *pruned[axis]],
+                                       categories=merged_labels(known, pruned[axis]))
     return pd.DataFrame(columns).assign(trial_id=[*ranked["trial_id"], *pruned["trial_id"]])
 
 
