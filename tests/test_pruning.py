@@ -440,6 +440,29 @@ def test_heatmaps_keep_every_cell_of_the_table_where_whole_values_were_pruned(tm
     assert sum(1 for p in ax.patches if p.get_hatch() == "///") == 5
 
 
+def test_a_binned_continuous_setting_gets_no_row_per_pruned_value(tmp_path):
+    """A learning rate drawn from a range is cut into bins in the heatmaps; a pruned trial
+    has no bin, so it adds no row of its own value (found on a random search's chart)."""
+    import plot_tables
+
+    from mnist_zoo import plot
+    from mnist_zoo.plot._heatmaps import plot_heatmaps
+
+    rates = list(np.geomspace(1e-5, 0.05, 20))
+    table = plot_tables.results_table({"learning_rate": rates, "optimizer": ["adam", "sgd"]},
+                                      lambda s: 0.5 + s["learning_rate"], noise=0.0)
+    lost = table["learning_rate"] < 2e-4
+    table.loc[lost, ["status", "epochs_run", "pruned_by"]] = ["pruned", 1, "median"]
+    res = plot.load_results(plot_tables.write(table, tmp_path))
+    assert "learning_rate" in res.continuous
+    binned = res.binned()
+    (chart,) = plot_heatmaps(binned, tmp_path, "png", "learning_rate", "optimizer")
+    (ax, *_) = chart.figure.axes
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(rows) == len(binned.points["learning_rate"].cat.categories) == 5, rows
+    assert not any(p.get_hatch() for p in ax.patches)
+
+
 def test_the_ranking_greys_pruned_points_below_the_completed_ones(tmp_path):
     """The ranking draws the completed trials, best first, then each grid point with only
     pruned runs as a greyed, hatched bar labelled with the epoch it reached and its value

@@ -78,6 +78,11 @@ def with_pruned_points(res: Results) -> Results:
     pruned, axes = pruned_points(res)
     if pruned.empty or axes != list(res.axes):  # a setting only pruned rows vary: no cells
         return res
+    completed = res.table.loc[res.trials.index]
+    for axis in axes:  # a continuous setting cut into bins: a pruned value has no bin
+        if not {readable(format_value(v)) for v in completed[axis]} <= set(
+                res.points[axis].cat.categories):
+            return res
     points = res.points.copy()
     added = pruned[axes].assign(**{res.metric: np.nan, "trial_id": pruned["trial_id"]})
     for axis in axes:
